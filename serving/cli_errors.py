@@ -1,0 +1,53 @@
+"""One place that turns replicast errors into a clear one-line message and an exit code."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from forecasting.errors import (
+    ConfigError,
+    DataValidationError,
+    ModelNotFoundError,
+    ReplicastError,
+    SourceError,
+    UnknownKeyError,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_CODES: dict[type[ReplicastError], int] = {
+    ConfigError: 3,
+    DataValidationError: 4,
+    ModelNotFoundError: 5,
+    UnknownKeyError: 6,
+    SourceError: 7,
+}
+
+err_console = Console(stderr=True)
+
+
+def exit_code(exc: ReplicastError) -> int:
+    for kind, code in EXIT_CODES.items():
+        if isinstance(exc, kind):
+            return code
+    return 1
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a command: a ``ReplicastError`` prints ``error: <message>`` and exits non-zero."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except ReplicastError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(exit_code(exc)) from None
+
+    return wrapper

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from forecasting.errors import ConfigError, UnknownKeyError
+from forecasting.settings import load_settings
+
+
+def test_embedded_defaults_need_no_file(tmp_path: Path) -> None:
+    settings = load_settings()
+    assert settings.tracking_uri.startswith("sqlite:///")
+    assert {r.name for r in settings.fleet.regions} >= {"us-east", "eu-west", "cn-north"}
+    far = settings.fleet.region("cn-north")
+    assert far.rtt_ms > settings.fleet.region("us-east").rtt_ms
+    assert far.bandwidth_bytes_s < settings.fleet.region("us-east").bandwidth_bytes_s
+
+
+def test_toml_then_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    toml = tmp_path / "replicast.toml"
+    toml.write_text("[forecast]\nhorizon = 12\nfolds = 4\n")
+    monkeypatch.setenv("REPLICAST_FORECAST__HORIZON", "48")
+    settings = load_settings(toml)
+    assert settings.forecast.horizon == 48
+    assert settings.forecast.folds == 4
+
+
+def test_negative_capacity_is_a_clear_error(tmp_path: Path) -> None:
+    toml = tmp_path / "bad.toml"
+    toml.write_text(
+        '[[fleet.node_types]]\nname = "x"\nvcpus = 2\nqps_capacity = -5\n'
+        "disk_bytes = 1e9\nhourly_cost = 1\n"
+    )
+    with pytest.raises(ConfigError, match="qps_capacity"):
+        load_settings(toml)
+
+
+def test_unknown_region_in_cluster_is_refused(tmp_path: Path) -> None:
+    toml = tmp_path / "bad.toml"
+    toml.write_text('[[fleet.clusters]]\nname = "a"\nprimary_region = "mars"\nregions = ["mars"]\n')
+    with pytest.raises(ConfigError, match="mars"):
+        load_settings(toml)
+
+
+def test_unknown_cluster_lookup_names_known_ones() -> None:
+    with pytest.raises(UnknownKeyError, match="orders"):
+        load_settings().fleet.cluster("nope")
+
+
+def test_missing_named_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "absent.toml")
