@@ -1,0 +1,101 @@
+"""The model registry: ``build(name, config)`` returns a fresh, unfitted ``Forecaster``.
+
+Model names are the ``ModelName`` literal of ``forecasting.settings``. Season
+lengths come from ``config.freq`` (hourly: day = 24, week = 168). Heavy
+libraries (LightGBM, Prophet, statsforecast) are imported only when their
+model is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from features.seasonality import season_length
+from forecasting.errors import ConfigError
+from forecasting.forecaster import Forecaster
+from forecasting.settings import ForecastConfig, ModelName
+
+Builder = Callable[[ForecastConfig], Forecaster]
+
+
+def _seasonal_naive_day(config: ForecastConfig) -> Forecaster:
+    from models.baselines import SeasonalNaive
+
+    return SeasonalNaive(season_length=season_length(config.freq, "day"), freq=config.freq)
+
+
+def _seasonal_naive_week(config: ForecastConfig) -> Forecaster:
+    from models.baselines import SeasonalNaive
+
+    return SeasonalNaive(season_length=season_length(config.freq, "week"), freq=config.freq)
+
+
+def _ets(config: ForecastConfig) -> Forecaster:
+    from models.ets import ETSForecaster
+
+    return ETSForecaster(season_length=season_length(config.freq, "day"), freq=config.freq)
+
+
+def _lightgbm(config: ForecastConfig) -> Forecaster:
+    from models.lightgbm_quantile import LightGBMQuantile
+
+    return LightGBMQuantile(
+        freq=config.freq,
+        season_length=season_length(config.freq, "day"),
+        week_length=season_length(config.freq, "week"),
+        random_state=config.seed,
+    )
+
+
+def _prophet(config: ForecastConfig) -> Forecaster:
+    from models.prophet_model import ProphetForecaster
+
+    return ProphetForecaster(freq=config.freq, n_jobs=2)
+
+
+def _ensemble(config: ForecastConfig) -> Forecaster:
+    from models.ensemble import Ensemble
+
+    return Ensemble(
+        members={"lightgbm": _lightgbm(config), "ets": _ets(config)},
+        freq=config.freq,
+        season_length=season_length(config.freq, "day"),
+    )
+
+
+REGISTRY: dict[str, Builder] = {
+    "lightgbm": _lightgbm,
+    "prophet": _prophet,
+    "seasonal_naive_day": _seasonal_naive_day,
+    "seasonal_naive_week": _seasonal_naive_week,
+    "ets": _ets,
+    "ensemble": _ensemble,
+}
+
+
+def known_models() -> list[str]:
+    """Names ``build`` accepts."""
+    return sorted(REGISTRY)
+
+
+def build(name: ModelName, config: ForecastConfig) -> Forecaster:
+    """A fresh, unfitted model called ``name``, configured from ``config``.
+
+    Raises:
+        ConfigError: ``name`` is not a known model (the message lists the known ones).
+    """
+    builder = REGISTRY.get(name)
+    if builder is None:
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(known_models())}")
+    return builder(config)
+
+
+def factory(name: ModelName, config: ForecastConfig) -> Callable[[], Forecaster]:
+    """A zero-argument callable building ``name`` (what ``forecasting.backtest`` takes).
+
+    Raises:
+        ConfigError: ``name`` is unknown (raised now, not at the first call).
+    """
+    if name not in REGISTRY:
+        build(name, config)
+    return lambda: build(name, config)
