@@ -1,9 +1,85 @@
-"""`replicast` commands: sources (placeholder until its issue lands)."""
+"""`replicast collect`: sample live PostgreSQL servers continuously into the lake."""
 
 from __future__ import annotations
 
+import threading
+
+import pandas as pd
 import typer
+from rich.console import Console
+
+from forecasting.errors import ConfigError
+from forecasting.lake import Lake
+from forecasting.settings import get_settings
+from pipelines.collect import Collector, TickReport, stop_on_signals
+from serving.cli_errors import handle_errors
+
+console = Console()
+
+
+def _seconds(text: str, option: str) -> float:
+    try:
+        value = pd.Timedelta(f"{text}s" if text.replace(".", "").isdigit() else text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{option}: cannot read {text!r} as a duration; write e.g. 60s, 5m"
+        ) from exc
+    if value.total_seconds() <= 0:
+        raise ConfigError(f"{option}: must be positive, got {text!r}")
+    return value.total_seconds()
+
+
+@handle_errors
+def collect(
+    source: list[str] = typer.Option(
+        ...,
+        "--source",
+        "-s",
+        help=(
+            "postgresql://user@host:port/db[?cluster=NAME&region=NAME&node=NAME&vcpus=N]; "
+            "repeat for the primary and each replica."
+        ),
+    ),
+    interval: str = typer.Option("60s", help="sampling interval (e.g. 15s, 60s, 5m)"),
+    duration: str | None = typer.Option(
+        None, help="stop after this long (e.g. 10m); default: until SIGTERM or Ctrl-C"
+    ),
+) -> None:
+    """Sample PostgreSQL statistics every interval into node_metrics and segment_access.
+
+    Each interval's counters become rates (resets handled); the last sample is kept in
+    <data_dir>/sources so a restart loses no interval. SIGTERM stops after the current tick.
+    """
+    settings = get_settings()
+    interval_s = _seconds(interval, "--interval")
+    duration_s = None if duration is None else _seconds(duration, "--duration")
+    collector = Collector(
+        source, settings=settings, lake=Lake(settings.lake_dir), interval_s=interval_s
+    )
+    collector.check()
+    console.print(
+        f"collecting {len(collector.targets)} source(s) every {interval_s:g} s into "
+        f"{settings.lake_dir}" + ("" if duration_s is None else f" for {duration_s:g} s")
+    )
+
+    def _show(tick: TickReport) -> None:
+        written = ", ".join(f"{n} {d}" for d, n in sorted(tick.rows.items())) or "baseline"
+        line = f"{tick.ts:%H:%M:%S} {written}"
+        if tick.quarantined:
+            line += f", {tick.quarantined} quarantined"
+        for error in tick.errors:
+            line += f"\n  [red]{error}[/]"
+        console.print(line, highlight=False)
+
+    with stop_on_signals(threading.Event()) as stop:
+        total = collector.run(stop=stop, duration_s=duration_s, on_tick=_show)
+    rows = ", ".join(f"{n} {d}" for d, n in sorted(total.rows.items())) or "no rows"
+    console.print(
+        f"[green]done[/]: {total.ticks} tick(s), {rows}, {total.quarantined} quarantined, "
+        f"{len(total.errors)} error(s)"
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.command("collect")(collect)
