@@ -1,0 +1,113 @@
+"""The FastAPI application factory: ``create_app(settings) -> FastAPI``.
+
+Nothing is built at import. ``uvicorn --factory serving.app:create_app`` (what
+``replicast serve`` runs) calls the factory in each worker. The lifespan loads
+the champion in the background, refreshes it every
+``settings.serve.refresh_seconds`` and, on shutdown, cancels sync runs still
+executing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from forecasting.errors import ConfigError
+from forecasting.lake import Lake
+from forecasting.settings import Settings, get_settings
+from serving.errors import install_error_handlers
+from serving.logs import configure_logging
+from serving.metrics import ServiceMetrics
+from serving.middleware import RequestContextMiddleware
+from serving.model_cache import Loader, ModelCache, VersionProbe, registry_loader, registry_probe
+from serving.routes import admin, forecast, health
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Forecasts of database load (quantiles from the MLflow champion), node sizing plans,
+replication priorities and sync runs.
+
+Mutating routes (`POST /v1/sync/runs`, `DELETE /v1/sync/runs/{id}`, `POST /admin/reload`)
+need `Authorization: Bearer <token>` with the token of `REPLICAST_SERVE__API_TOKEN`.
+"""
+
+
+def mutating_routes_enabled(settings: Settings) -> bool:
+    """Mutating routes are mounted only with a token, or in dev mode."""
+    return bool(settings.serve.api_token) or settings.serve.dev_mode
+
+
+async def _refresh_forever(cache: ModelCache, every: float) -> None:
+    await asyncio.to_thread(cache.refresh)
+    while True:
+        await asyncio.sleep(every)
+        await asyncio.to_thread(cache.refresh)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    configure_logs: bool = True,
+    loader: Loader = registry_loader,
+    probe: VersionProbe | None = registry_probe,
+) -> FastAPI:
+    """Build the replicast HTTP service.
+
+    Args:
+        settings: defaults to :func:`forecasting.settings.get_settings`.
+        configure_logs: set up structured logging (off in tests that capture logs).
+        loader: loads the champion (default: the MLflow registry of ``settings``).
+        probe: returns the champion's version cheaply, or None to always load.
+
+    Raises:
+        ConfigError: the settings are unusable (e.g. a token that is only whitespace).
+    """
+    settings = settings or get_settings()
+    if settings.serve.api_token and not settings.serve.api_token.strip():
+        raise ConfigError("serve.api_token: only whitespace; set a real token or leave it empty")
+    if configure_logs:
+        configure_logging(os.environ.get("REPLICAST_LOG_LEVEL", "INFO"))
+    metrics = ServiceMetrics()
+    cache = ModelCache(settings, metrics, loader=loader, probe=probe)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        refresher = asyncio.create_task(
+            _refresh_forever(cache, settings.serve.refresh_seconds), name="champion-refresh"
+        )
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+
+    app = FastAPI(
+        title="replicast",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.model_cache = cache
+    app.state.lake = Lake(settings.lake_dir)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.include_router(health.router)
+    app.include_router(forecast.router)
+    if mutating_routes_enabled(settings):
+        app.include_router(admin.router)
+    else:
+        logger.warning(
+            "no API token configured (REPLICAST_SERVE__API_TOKEN) and not in dev mode: "
+            "mutating routes (sync runs, admin) are disabled"
+        )
+    return app

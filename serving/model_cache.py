@@ -1,0 +1,280 @@
+"""The champion load model held in memory, refreshed in the background, swapped atomically.
+
+:class:`ModelCache` keeps one immutable :class:`ServingModel` (model version,
+its array forecaster and the cached history of the known series). A refresh
+asks the registry which version the ``champion`` alias points at; a new version
+is loaded beside the old one and swapped in with one reference assignment, so a
+request that read ``cache.current`` uses exactly one version from start to end.
+If the registry cannot be reached the last model keeps serving and
+:meth:`ModelCache.readiness` says why the service is not ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from forecasting.errors import DataValidationError, ModelNotFoundError, UnknownKeyError
+from forecasting.lake import Lake
+from forecasting.settings import Settings
+from serving.metrics import ServiceMetrics
+from serving.series_cache import SeriesCache, lake_stamp, load_series_cache
+
+logger = logging.getLogger(__name__)
+
+LOAD_MODEL = "replicast-load"
+
+
+class ArrayForecaster(Protocol):
+    """The fast path of the load pyfunc (``models.mlflow_load.LoadForecastModel``)."""
+
+    horizon: int
+    quantiles: tuple[float, ...]
+    freq: str
+    min_history: int
+
+    @property
+    def targets(self) -> list[str]: ...
+
+    def forecast_arrays(
+        self,
+        target: str,
+        series_id: str,
+        ts_last: Any,
+        values: np.ndarray,
+        horizon: int | None = None,
+        quantiles: Sequence[float] | None = None,
+    ) -> dict[str, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class Champion:
+    """What a registry loader returns: the version and its array forecaster."""
+
+    name: str
+    version: str
+    forecaster: ArrayForecaster
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """One loaded model version and the series history it forecasts from (immutable)."""
+
+    name: str
+    version: str
+    forecaster: ArrayForecaster
+    series: SeriesCache
+    loaded_at: float
+
+    @cached_property
+    def step_ns(self) -> int:
+        """The model's series step in nanoseconds."""
+        return int(pd.Timedelta(self.forecaster.freq).value)
+
+    def forecast(
+        self,
+        target: str,
+        series_id: str,
+        ts_last: np.datetime64,
+        values: np.ndarray,
+        horizon: int,
+        quantiles: Sequence[float] | None,
+    ) -> dict[str, np.ndarray]:
+        """Forecast one series with this version; bad input becomes a replicast error.
+
+        Raises:
+            UnknownKeyError: the model does not forecast ``target``.
+            DataValidationError: the model rejects the input (too short, bad horizon/quantile).
+        """
+        if target not in self.forecaster.targets:
+            raise UnknownKeyError(
+                f"target: model {self.name} version {self.version} does not forecast "
+                f"{target!r}; it forecasts {self.forecaster.targets}"
+            )
+        try:
+            return self.forecaster.forecast_arrays(
+                target, series_id, ts_last, values, horizon, quantiles
+            )
+        except Exception as exc:
+            if getattr(exc, "error_code", None) == "INVALID_PARAMETER_VALUE":
+                raise DataValidationError(str(getattr(exc, "message", exc))) from exc
+            raise
+
+
+Loader = Callable[[Settings], Champion]
+VersionProbe = Callable[[Settings], "str | None"]
+
+
+def registry_loader(settings: Settings) -> Champion:
+    """Load the ``replicast-load`` champion from the MLflow registry of ``settings``.
+
+    Raises:
+        ModelNotFoundError: no champion, or the registry is unreachable.
+    """
+    from models.mlflow_registry import LOAD_MODEL as name
+    from models.mlflow_registry import load_champion
+
+    loaded = load_champion(name, settings=settings)
+    forecaster = loaded.pyfunc.unwrap_python_model()
+    if not callable(getattr(forecaster, "forecast_arrays", None)):
+        raise ModelNotFoundError(
+            f"{name} version {loaded.version} has no forecast_arrays fast path; "
+            "retrain it with this version of replicast"
+        )
+    return Champion(name=loaded.name, version=str(loaded.version), forecaster=forecaster)
+
+
+def registry_probe(settings: Settings) -> str | None:
+    """The version the registry's ``champion`` alias points at (None when there is none)."""
+    from models.mlflow_registry import LOAD_MODEL as name
+    from models.mlflow_registry import champion_version, configure
+
+    configure(settings)
+    return champion_version(name)
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """What one refresh did: ``swapped``, ``unchanged`` or ``failed`` (with the reason)."""
+
+    outcome: str
+    version: str | None
+    previous_version: str | None
+    detail: str = ""
+
+
+class ModelCache:
+    """Holds the serving model; :meth:`refresh` is safe to call from any thread.
+
+    Args:
+        settings: where the registry and the lake are (``settings`` may be replaced
+            later, e.g. to point the refresh elsewhere).
+        metrics: the service metrics to update.
+        loader: loads the champion (default: the MLflow registry).
+        probe: returns the champion's version cheaply (default: the MLflow registry).
+        window_days: days of series history cached per series.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: ServiceMetrics,
+        *,
+        loader: Loader = registry_loader,
+        probe: VersionProbe | None = registry_probe,
+        window_days: int = 21,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.loader = loader
+        self.probe = probe
+        self.window_days = window_days
+        self._current: ServingModel | None = None
+        self._lock = threading.Lock()
+        self.registry_up = False
+        self.last_error: str | None = "champion not loaded yet"
+        self.last_refresh: float | None = None
+
+    @property
+    def current(self) -> ServingModel | None:
+        """The serving model (read it once per request)."""
+        return self._current
+
+    def require(self) -> ServingModel:
+        """The serving model, or :class:`ModelNotFoundError` (503) when none is loaded."""
+        model = self._current
+        if model is None:
+            raise ModelNotFoundError(f"no champion model loaded: {self.last_error}")
+        return model
+
+    def readiness(self) -> tuple[bool, str]:
+        """``(ready, reason)``: ready when a model serves and the last refresh succeeded."""
+        model = self._current
+        if model is None:
+            return False, f"no champion model loaded: {self.last_error}"
+        if not self.registry_up:
+            return False, (
+                f"model registry unreachable ({self.last_error}); still serving "
+                f"{model.name} version {model.version}"
+            )
+        return True, f"serving {model.name} version {model.version}"
+
+    def refresh(self, *, force: bool = False) -> RefreshResult:
+        """Load the champion if it changed (or ``force``); keep the old one on failure."""
+        with self._lock:
+            previous = self._current
+            previous_version = previous.version if previous else None
+            try:
+                result = self._refresh_locked(previous, force)
+            except Exception as exc:  # registry/driver errors of every kind: keep serving
+                self.registry_up = False
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.metrics.registry_up.set(0)
+                self.metrics.refreshes.labels("failed").inc()
+                logger.warning("champion refresh failed, keeping %s: %s", previous_version, exc)
+                return RefreshResult("failed", previous_version, previous_version, self.last_error)
+            self.registry_up = True
+            self.last_error = None
+            self.last_refresh = time.time()
+            self.metrics.registry_up.set(1)
+            self.metrics.refreshes.labels(result.outcome).inc()
+            return result
+
+    def _refresh_locked(self, previous: ServingModel | None, force: bool) -> RefreshResult:
+        previous_version = previous.version if previous else None
+        if previous is not None and not force and self.probe is not None:
+            version = self.probe(self.settings)
+            if version is None:
+                raise ModelNotFoundError("the registry has no champion alias any more")
+            if version == previous.version:
+                self._refresh_series(previous)
+                return RefreshResult("unchanged", version, previous_version)
+        champion = self.loader(self.settings)
+        if previous is not None and champion.version == previous.version and not force:
+            self._refresh_series(previous)
+            return RefreshResult("unchanged", champion.version, previous_version)
+        series = self._load_series(champion.forecaster)
+        model = ServingModel(
+            name=champion.name,
+            version=champion.version,
+            forecaster=champion.forecaster,
+            series=series,
+            loaded_at=time.time(),
+        )
+        self._swap(model, previous_version)
+        logger.info("serving %s version %s (was %s)", model.name, model.version, previous_version)
+        return RefreshResult("swapped", model.version, previous_version)
+
+    def _load_series(self, forecaster: ArrayForecaster) -> SeriesCache:
+        lake = Lake(self.settings.lake_dir)
+        series = load_series_cache(
+            lake,
+            list(forecaster.targets),  # type: ignore[arg-type]
+            freq=forecaster.freq,
+            window_days=self.window_days,
+        )
+        for target, count in series.counts().items():
+            self.metrics.known_series.labels(target).set(count)
+        return series
+
+    def _refresh_series(self, model: ServingModel) -> None:
+        """Re-read the history when the lake has new ``node_metrics`` files."""
+        if lake_stamp(Lake(self.settings.lake_dir)) == model.series.lake_stamp:
+            return
+        series = self._load_series(model.forecaster)
+        self._swap(
+            ServingModel(model.name, model.version, model.forecaster, series, time.time()),
+            model.version,
+        )
+
+    def _swap(self, model: ServingModel, previous_version: str | None) -> None:
+        self._current = model  # one reference assignment: atomic for readers
+        self.metrics.set_model(model.name, model.version, previous_version, model.loaded_at)

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per group; each exposes ``router``."""
