@@ -147,7 +147,7 @@ def simulate_fleet(
         ("segments_per_cluster", segments_per_cluster),
     ):
         if value < 1:
-            raise ConfigError(f"{name} must be >= 1, got {value}")
+            raise ConfigError(f"{name} must be >= 1, got {value}; pass a positive number")
     t0 = _utc_day(start)
     clock = _Clock.build(fleet, t0, days)
     node_type = _reference_node_type(fleet)

@@ -28,27 +28,27 @@ def simulate(
         ..., "--out", help="directory for node_metrics.parquet and segment_access.parquet"
     ),
     days: int | None = typer.Option(
-        None, "--days", help=f"days to generate [default: {SAMPLE.days}]"
+        None, "--days", help=f"days to generate (default: {SAMPLE.days})"
     ),
     clusters: int | None = typer.Option(
         None,
         "--clusters",
         help="number of clusters: the fleet's first N, or the fleet's plus extra ones "
-        "(c003, c004, ...) spread over its regions [default: the fleet's]",
+        "(c003, c004, ...) spread over its regions (default: the fleet's)",
     ),
     nodes_per_region: int | None = typer.Option(
         None,
         "--nodes-per-region",
-        help=f"nodes per cluster and region [default: {SAMPLE.nodes_per_region}]",
+        help=f"nodes per cluster and region (default: {SAMPLE.nodes_per_region})",
     ),
     segments_per_cluster: int | None = typer.Option(
         None,
         "--segments-per-cluster",
-        help=f"segments alive at once per cluster [default: {SAMPLE.segments_per_cluster}]",
+        help=f"segments alive at once per cluster (default: {SAMPLE.segments_per_cluster})",
     ),
-    seed: int | None = typer.Option(None, "--seed", help=f"random seed [default: {SAMPLE.seed}]"),
+    seed: int | None = typer.Option(None, "--seed", help=f"random seed (default: {SAMPLE.seed})"),
     start: datetime | None = typer.Option(
-        None, "--start", formats=["%Y-%m-%d"], help=f"first UTC day [default: {SAMPLE.start}]"
+        None, "--start", formats=["%Y-%m-%d"], help=f"first UTC day (default: {SAMPLE.start})"
     ),
     sample: bool = typer.Option(
         False,
@@ -93,16 +93,21 @@ def simulate(
         result = simulate_fleet(
             fleet,
             start=start or SAMPLE.start,
-            days=days if days is not None else SAMPLE.days,
-            seed=seed if seed is not None else SAMPLE.seed,
-            nodes_per_region=nodes_per_region or SAMPLE.nodes_per_region,
-            segments_per_cluster=segments_per_cluster or SAMPLE.segments_per_cluster,
+            days=_or(days, SAMPLE.days),
+            seed=_or(seed, SAMPLE.seed),
+            nodes_per_region=_or(nodes_per_region, SAMPLE.nodes_per_region),
+            segments_per_cluster=_or(segments_per_cluster, SAMPLE.segments_per_cluster),
             progress=lambda name: bar.update(task, advance=1, description=name),
         )
         bar.update(task, description="writing Parquet")
         paths = write_fleet(result, out)
     console.print(_summary(result, paths))
     console.print(_load_table(result))
+    console.print(f"wrote {', '.join(str(p) for p in paths.values())}", highlight=False)
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def write_fleet(result: SimulatedFleet, out: Path) -> dict[str, Path]:
@@ -117,7 +122,7 @@ def write_fleet(result: SimulatedFleet, out: Path) -> dict[str, Path]:
 def _summary(result: SimulatedFleet, paths: dict[str, Path]) -> Table:
     nm, sa = result.node_metrics, result.segment_access
     table = Table(title="simulated fleet")
-    for column in ("dataset", "rows", "clusters", "series", "from", "to", "MB", "file"):
+    for column in ("dataset", "rows", "clusters", "series", "from (UTC)", "to (UTC)", "MB"):
         table.add_column(column, justify="right" if column in {"rows", "series", "MB"} else "left")
     series = {
         "node_metrics": len(nm[["cluster", "region", "node"]].drop_duplicates()),
@@ -132,7 +137,6 @@ def _summary(result: SimulatedFleet, paths: dict[str, Path]) -> Table:
             f"{frame['ts'].min():%Y-%m-%d %H:%M}",
             f"{frame['ts'].max():%Y-%m-%d %H:%M}",
             f"{paths[name].stat().st_size / 1e6:.2f}",
-            str(paths[name]),
         )
     return table
 
