@@ -1,0 +1,85 @@
+"""A real MLflow registry (SQLite under a temp dir) with a small load champion, and a lake.
+
+The champion is a seasonal-naive model per target fitted on a simulated fleet,
+wrapped in the real ``models.mlflow_load.LoadForecastModel`` and registered
+through ``models.mlflow_registry.register_with_gate``: the same path training takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from forecasting.lake import Lake
+from forecasting.settings import Settings
+
+TOKEN = "test-token-0123456789"
+TARGETS = ("qps_total", "cpu_util")
+QUANTILES = (0.5, 0.9)
+HORIZON = 24
+
+
+@dataclass
+class Registry:
+    """Settings pointing at a registry that has a champion, and a way to add versions."""
+
+    settings: Settings
+    lake: Lake
+    history: dict  # target -> long frame series_id, ts, y
+
+    def register(self, score: float) -> str:
+        """Register a new version with ``score`` (lower wins the champion alias)."""
+        import mlflow
+
+        from models.baselines import SeasonalNaive
+        from models.mlflow_load import LoadForecastModel, TargetModel
+        from models.mlflow_registry import LOAD_MODEL, configure, register_with_gate
+
+        configure(self.settings)
+        models = {
+            target: TargetModel("seasonal_naive_day", SeasonalNaive(24).fit(frame))
+            for target, frame in self.history.items()
+        }
+        python_model = LoadForecastModel(models, horizon=HORIZON, quantiles=QUANTILES)
+        frame = self.history[TARGETS[0]]
+        first = frame[frame["series_id"] == frame["series_id"].iloc[0]].tail(48)
+        with mlflow.start_run():
+            gate = register_with_gate(
+                name=LOAD_MODEL,
+                python_model=python_model,
+                input_example=first.assign(target=TARGETS[0]).reset_index(drop=True),
+                score=score,
+                score_name="mase_mean",
+            )
+        return gate.version
+
+
+def make_settings(root: Path, **serve: object) -> Settings:
+    return Settings(
+        data_dir=root / "var",
+        mlflow_tracking_uri=f"sqlite:///{root / 'var' / 'mlflow.db'}",
+        serve={"refresh_seconds": 3600, "api_token": TOKEN, **serve},
+    )
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    from forecasting.settings import Cluster, Fleet
+    from pipelines.load_series import read_series
+    from pipelines.simulate import simulate_fleet
+
+    root = tmp_path_factory.mktemp("registry")
+    settings = make_settings(root)
+    fleet = Fleet(
+        clusters=[Cluster(name="orders", primary_region="us-east", regions=["us-east", "eu-west"])]
+    )
+    sim = simulate_fleet(fleet, start="2026-10-01", days=10, seed=7, nodes_per_region=1)
+    lake = Lake(settings.lake_dir)
+    lake.write("node_metrics", sim.node_metrics)
+    history = read_series(lake, list(TARGETS))
+    reg = Registry(settings=settings, lake=lake, history=history)
+    reg.register(score=1.0)
+    yield reg
