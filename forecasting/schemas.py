@@ -93,12 +93,13 @@ QUARANTINE = Schema(
     time_col="ts",
     description="every rejected input row, with its source and the reason",
     columns=(
-        Column("ts", "ts"),  # when it was quarantined
+        Column("ts", "ts"),  # the row's own timestamp if it parses, else the Unix epoch
         Column("dataset", "str"),
         Column("source", "str"),
         Column("row", "int"),
         Column("reason", "str"),
         Column("raw", "str"),  # the row as JSON
+        Column("quarantined_at", "ts", required=False),  # when it was first quarantined
     ),
 )
 

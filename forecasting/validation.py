@@ -1,0 +1,485 @@
+"""Row-level validation of input frames against the dataset schemas (pure, no I/O).
+
+A frame is checked as a whole first: a required column that is missing refuses
+the whole input (:class:`~forecasting.errors.DataValidationError` naming the
+source and the column). Then every row is checked, vectorised, and split into
+``good`` rows (typed and normalised, ready for the lake) and ``quarantined``
+rows (one row per rejected input row, every reason listed).
+
+Decisions, so that callers and users can rely on them:
+
+* **Row numbers** are 1-based data rows: row 1 is the first row after a CSV's
+  header (the file's line 2 when no value spans lines) or the first row of a
+  Parquet file or frame.
+* **Timestamps** become timezone-aware UTC. ISO 8601 text with an offset
+  (``2026-01-01T08:00+08:00``, ``...Z``) is converted; naive text is taken as
+  UTC; plain numbers (numeric columns, or digit-only text that is not an ISO
+  date) are epoch *seconds*. Anything else (``01/02/2026``) is quarantined with
+  a hint to use ISO 8601.
+* **Numbers**: a value that does not parse (``"abc"``), is missing or is not
+  finite quarantines its row; the column itself stays numeric.
+* **Text** values are stripped of surrounding blanks; empty text is missing.
+* **Duplicates** of ``key + ts`` inside one input (after UTC normalisation):
+  the first occurrence wins, later ones are quarantined as ``duplicate of row
+  N``, so reading a file top-down never silently replaces a value. Only rows
+  that pass every other check take part (a broken row never shadows a good
+  one). The lake itself still lets a *later write* replace an earlier one.
+* **Unknown columns** are dropped with a logged warning (unless the schema
+  allows extras); they are kept in the quarantined rows' ``raw`` JSON.
+* A quarantined row's ``ts`` is the row's own timestamp when it parses (else
+  the Unix epoch), and ``quarantined_at`` is the clock; the quarantine is keyed
+  on ``source + row + ts``, so re-validating the same input gives the same
+  quarantine rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from forecasting.errors import DataValidationError
+from forecasting.schemas import QUARANTINE, Column, Schema
+
+logger = logging.getLogger(__name__)
+
+EPOCH = pd.Timestamp(0, tz="UTC")
+QUARANTINE_COLUMNS = list(dict.fromkeys([*QUARANTINE.names, "quarantined_at"]))
+
+_AWARE = re.compile(r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
+_NUMBER = r"^[+-]?\d+(?:\.\d*)?$"
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """The outcome of validating one input (or one chunk of it).
+
+    Attributes:
+        good: rows that passed, with the schema's columns, typed, ``ts`` in UTC.
+        quarantined: rejected rows with the columns of :data:`QUARANTINE_COLUMNS`.
+        dropped_columns: unknown input columns that were dropped.
+    """
+
+    good: pd.DataFrame
+    quarantined: pd.DataFrame
+    dropped_columns: tuple[str, ...] = field(default=())
+
+
+class Validator:
+    """Validates the chunks of one input in order, remembering keys across chunks.
+
+    Use one ``Validator`` per input (file or frame) so that duplicates are found
+    across its chunks and row numbers continue; :func:`validate` is the
+    one-chunk shortcut.
+
+    Args:
+        schema: the dataset contract.
+        source: where the rows come from (a file path or URI); named in errors
+            and stored with every quarantined row.
+        now: the clock, stored as ``quarantined_at``. Defaults to the current time.
+    """
+
+    def __init__(self, schema: Schema, *, source: str, now: datetime | None = None) -> None:
+        self.schema = schema
+        self.source = source
+        self.now = _utc_stamp(now) if now is not None else pd.Timestamp.now(tz="UTC")
+        self._next_row = 1
+        self._seen_keys = pd.Index([], dtype="uint64")
+        self._seen_rows = np.array([], dtype="int64")
+        self._seen_full = np.array([], dtype="uint64")
+        self._warned: set[str] = set()
+
+    # -- whole-input checks -------------------------------------------------------------
+    def check_columns(self, columns: Sequence[str]) -> tuple[str, ...]:
+        """Refuse an input that lacks a required column; return the unknown columns.
+
+        Raises:
+            DataValidationError: a required column is missing or a name repeats.
+        """
+        names = [str(c) for c in columns]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise DataValidationError(
+                f"{self.source}: column(s) {repeated} appear more than once in the header; "
+                "rename or remove the repeats"
+            )
+        missing = [c for c in self.schema.required if c not in names]
+        if missing:
+            raise DataValidationError(
+                f"{self.source}: required column {_names(missing)} missing for dataset "
+                f"{self.schema.name!r} (found {names[:20]}); add the column, or pass the "
+                "right --dataset if this file holds another dataset"
+            )
+        if self.schema.extra_allowed:
+            return ()
+        extra = tuple(n for n in names if n not in self.schema.names)
+        new = [n for n in extra if n not in self._warned]
+        if new:
+            self._warned.update(new)
+            logger.warning(
+                "%s: dropping unknown column(s) %s (not in the %s schema)",
+                self.source,
+                new,
+                self.schema.name,
+            )
+        return extra
+
+    # -- rows -----------------------------------------------------------------------------
+    def validate(self, frame: pd.DataFrame, rows: np.ndarray | None = None) -> ValidationResult:
+        """Validate the next chunk of the input.
+
+        Args:
+            frame: the raw rows (text or typed columns).
+            rows: their 1-based data row numbers; default: continue after the
+                previous chunk.
+
+        Returns:
+            The good rows and the quarantined rows of this chunk.
+
+        Raises:
+            DataValidationError: a required column is missing.
+        """
+        dropped = self.check_columns(list(frame.columns))
+        n = len(frame)
+        if rows is None:
+            rows = np.arange(self._next_row, self._next_row + n, dtype="int64")
+        rows = np.asarray(rows, dtype="int64")
+        if n:
+            self._next_row = int(rows.max()) + 1
+        raw = frame if frame.index.equals(pd.RangeIndex(n)) else frame.reset_index(drop=True)
+        values: dict[str, pd.Series] = {}
+        problems: list[pd.Series] = []
+        for col in self.schema.columns:
+            if col.name not in raw.columns:
+                values[col.name] = _empty_typed(col, n)
+                continue
+            typed, reasons = _check_column(raw[col.name], col)
+            values[col.name] = typed
+            problems.extend(reasons)
+        typed_frame = pd.DataFrame(values, index=raw.index)
+        reason = _join_reasons(problems, n)
+        flagged = reason.notna().to_numpy()
+        if flagged.any() and len(raw.columns):
+            empty = raw[flagged].isna().all(axis=1)
+            reason.loc[empty.index[empty.to_numpy()]] = "empty row"
+        reason = reason.fillna(self._duplicates(typed_frame, rows, ~flagged))
+        bad = reason.notna().to_numpy()
+        if not bad.any():
+            return ValidationResult(typed_frame, empty_quarantine(), dropped)
+        good = typed_frame[~bad].reset_index(drop=True)
+        quarantined = self._quarantine_rows(
+            raw[bad], rows[bad], typed_frame["ts"][bad], reason[bad]
+        )
+        return ValidationResult(good, quarantined, dropped)
+
+    def reject_lines(
+        self, rows: Sequence[int], texts: Sequence[str], reasons: Sequence[str]
+    ) -> pd.DataFrame:
+        """Quarantine rows that could not even be split into fields (malformed CSV lines).
+
+        Args:
+            rows: their 1-based data row numbers.
+            texts: the raw text of each line (stored as a JSON string in ``raw``).
+            reasons: why each line was rejected.
+        """
+        n = len(rows)
+        return _quarantine_frame(
+            ts=pd.Series([EPOCH] * n, dtype="datetime64[ns, UTC]"),
+            dataset=self.schema.name,
+            source=self.source,
+            rows=np.asarray(rows, dtype="int64"),
+            reasons=list(reasons),
+            raw=[json.dumps(t, ensure_ascii=False) for t in texts],
+            now=self.now,
+        )
+
+    def _duplicates(self, typed: pd.DataFrame, rows: np.ndarray, mask: np.ndarray) -> pd.Series:
+        """Reasons for the rows (among ``mask``) that repeat an earlier key + ts."""
+        out = pd.Series(pd.NA, index=typed.index, dtype="object")
+        cand = typed if mask.all() else typed[mask]
+        if cand.empty:
+            return out
+        h_key = pd.util.hash_pandas_object(cand[self.schema.dedupe_key], index=False).to_numpy()
+        h_full = pd.util.hash_pandas_object(cand, index=False).to_numpy()
+        cand_rows = rows[mask]
+        # first occurrence inside this chunk
+        codes, _ = pd.factorize(h_key)
+        _, first_idx = np.unique(codes, return_index=True)
+        first_pos = first_idx[codes]
+        first_row = cand_rows[first_pos]
+        first_full = h_full[first_pos]
+        is_dup = first_pos != np.arange(len(cand))
+        # ... or in an earlier chunk
+        pos = self._seen_keys.get_indexer(h_key)
+        earlier = pos >= 0
+        if earlier.any():
+            first_row = np.where(earlier, self._seen_rows[pos], first_row)
+            first_full = np.where(earlier, self._seen_full[pos], first_full)
+            is_dup |= earlier
+        if is_dup.any():
+            same_as = first_row[is_dup].astype(str).astype(object)
+            exact = first_full[is_dup] == h_full[is_dup]
+            what = "/".join(self.schema.key)
+            out.loc[cand.index[is_dup]] = np.where(
+                exact,
+                "ts: exact duplicate of row " + same_as,
+                "ts: duplicate of row " + same_as + f" (same {what} and ts, other values; "
+                "the first is kept)",
+            )
+        fresh = ~is_dup
+        if fresh.any():
+            self._seen_keys = self._seen_keys.append(pd.Index(h_key[fresh], dtype="uint64"))
+            self._seen_rows = np.concatenate([self._seen_rows, cand_rows[fresh]])
+            self._seen_full = np.concatenate([self._seen_full, h_full[fresh]])
+        return out
+
+    def _quarantine_rows(
+        self, raw: pd.DataFrame, rows: np.ndarray, ts: pd.Series, reason: pd.Series
+    ) -> pd.DataFrame:
+        return _quarantine_frame(
+            ts=ts.fillna(EPOCH).reset_index(drop=True),
+            dataset=self.schema.name,
+            source=self.source,
+            rows=rows,
+            reasons=reason.astype(str).tolist(),
+            raw=_rows_as_json(raw),
+            now=self.now,
+        )
+
+
+def validate(
+    frame: pd.DataFrame, schema: Schema, *, source: str, now: datetime | None = None
+) -> ValidationResult:
+    """Split ``frame`` into good rows and quarantined rows for ``schema``.
+
+    Args:
+        frame: the rows as read (text or typed columns; extra columns allowed).
+        schema: the dataset contract (see ``forecasting.schemas``).
+        source: the file path or URI the rows came from (named in errors and
+            stored with each quarantined row).
+        now: the clock, stored as ``quarantined_at``; defaults to the current time.
+
+    Returns:
+        ``ValidationResult(good, quarantined, dropped_columns)``.
+
+    Raises:
+        DataValidationError: a required column is missing (the whole input is refused).
+
+    >>> from forecasting.schemas import SEGMENT_ACCESS
+    >>> frame = pd.DataFrame({"ts": ["2026-01-01T00:00Z"] * 2, "cluster": "c",
+    ...     "segment": ["a", "b"], "reads": ["1", "abc"], "writes": "0",
+    ...     "bytes_changed": "0", "size_bytes": "1"})
+    >>> out = validate(frame, SEGMENT_ACCESS, source="x.csv")
+    >>> len(out.good), out.quarantined["reason"].tolist()
+    (1, ["reads: 'abc' is not a number"])
+    """
+    return Validator(schema, source=source, now=now).validate(frame)
+
+
+def empty_quarantine() -> pd.DataFrame:
+    """A quarantine frame with no rows and the right columns."""
+    return _quarantine_frame(
+        ts=pd.Series([], dtype="datetime64[ns, UTC]"),
+        dataset="",
+        source="",
+        rows=np.array([], dtype="int64"),
+        reasons=[],
+        raw=[],
+        now=EPOCH,
+    )
+
+
+# -- column checks ----------------------------------------------------------------------------
+def _check_column(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Series]]:
+    """Typed values of one column and the reasons (indexed by row) it rejects."""
+    if col.kind == "ts":
+        return _check_ts(raw, col)
+    if col.kind in ("float", "int"):
+        return _check_number(raw, col)
+    return _check_text(raw, col)
+
+
+def _check_ts(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Series]]:
+    reasons: list[pd.Series] = []
+    missing = raw.isna()
+    if isinstance(raw.dtype, pd.DatetimeTZDtype):
+        typed = raw.dt.tz_convert("UTC")
+    elif pd.api.types.is_datetime64_dtype(raw.dtype):
+        typed = raw.dt.tz_localize("UTC")
+    elif pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+        typed = pd.to_datetime(raw, unit="s", utc=True, errors="coerce")
+    else:
+        typed = _parse_ts_text(raw)
+        missing = missing | raw.astype(str).str.strip().eq("") & raw.notna()
+    typed = typed.astype("datetime64[ns, UTC]")
+    if col.required:
+        reasons.append(_reason(missing, f"{col.name}: missing value"))
+    bad = typed.isna() & ~missing
+    if bad.any():
+        reasons.append(
+            col.name
+            + ": unparseable timestamp "
+            + _shown(raw[bad])
+            + " (use ISO 8601, e.g. 2026-01-31T13:00:00Z, or epoch seconds)"
+        )
+    return typed, reasons
+
+
+def _parse_ts_text(raw: pd.Series) -> pd.Series:
+    """Parse text timestamps: offsets converted, naive taken as UTC, digits as epoch seconds.
+
+    Aware and naive strings are parsed apart: pandas' ISO 8601 parser carries one
+    string's offset over to naive strings when a column mixes both.
+    """
+    text = raw.astype("string").str.strip()
+    out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
+    present = text.notna() & text.ne("")
+    aware = present & text.str.contains(_AWARE, regex=True).fillna(False).astype(bool)
+    naive = present & ~aware
+    for mask in (aware, naive):
+        if mask.any():
+            out[mask] = pd.to_datetime(
+                text[mask].astype(object), utc=True, errors="coerce", format="ISO8601"
+            )
+    epoch = out.isna() & present & text.str.match(_NUMBER).fillna(False).astype(bool)
+    if epoch.any():
+        seconds = pd.to_numeric(text[epoch], errors="coerce")
+        out[epoch] = pd.to_datetime(seconds, unit="s", utc=True, errors="coerce")
+    return out
+
+
+def _check_number(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Series]]:
+    reasons: list[pd.Series] = []
+    if pd.api.types.is_bool_dtype(raw.dtype):
+        raw = raw.astype(object)
+    if pd.api.types.is_numeric_dtype(raw.dtype):
+        num = raw.astype("float64")
+        missing = num.isna()
+        mistyped = pd.Series(False, index=raw.index)
+    else:
+        text = raw.astype("string").str.strip()
+        missing = text.isna() | text.eq("")
+        num = pd.to_numeric(text.where(~missing).astype(object), errors="coerce").astype("float64")
+        mistyped = num.isna() & ~missing
+    if col.required:
+        reasons.append(_reason(missing, f"{col.name}: missing value"))
+    if mistyped.any():
+        reasons.append(col.name + ": " + _shown(raw[mistyped]) + " is not a number")
+    infinite = np.isinf(num)
+    if infinite.any():
+        reasons.append(col.name + ": " + _shown(raw[infinite]) + " is not a finite number")
+    finite = num.where(~infinite)
+    if col.kind == "int":
+        fractional = finite.notna() & (finite != np.floor(finite))
+        if fractional.any():
+            reasons.append(col.name + ": " + _shown(raw[fractional]) + " is not an integer")
+    if col.min is not None:
+        low = finite < col.min
+        if low.any():
+            reasons.append(col.name + ": " + _number(finite[low]) + f" below minimum {col.min}")
+    if col.max is not None:
+        high = finite > col.max
+        if high.any():
+            reasons.append(col.name + ": " + _number(finite[high]) + f" above maximum {col.max}")
+    typed = finite if col.kind == "float" else finite.round().astype("Int64")
+    return typed, reasons
+
+
+def _check_text(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Series]]:
+    reasons: list[pd.Series] = []
+    # work on the distinct values: keys and roles repeat a lot
+    codes, uniques = pd.factorize(raw.astype(object), use_na_sentinel=True)
+    distinct = pd.Series(uniques, dtype=object).astype(str).str.strip()
+    distinct = distinct.where(distinct.ne(""), None)
+    values = np.append(distinct.to_numpy(dtype=object), None)  # code -1 (NA) -> None
+    typed = pd.Series(values[codes], index=raw.index, dtype=object)
+    missing = typed.isna()
+    if col.required:
+        reasons.append(_reason(missing, f"{col.name}: missing value"))
+    if col.choices is not None:
+        wrong = ~missing & ~typed.isin(col.choices)
+        if wrong.any():
+            reasons.append(
+                col.name + ": " + _shown(raw[wrong]) + f" is not one of {'|'.join(col.choices)}"
+            )
+    return typed, reasons
+
+
+def _empty_typed(col: Column, n: int) -> pd.Series:
+    dtype = {"ts": "datetime64[ns, UTC]", "float": "float64", "int": "Int64"}.get(col.kind, object)
+    return pd.Series([None] * n, dtype=dtype)
+
+
+# -- reasons and quarantine rows --------------------------------------------------------------
+def _reason(mask: pd.Series, message: str) -> pd.Series:
+    return pd.Series(message, index=mask.index[mask.to_numpy()], dtype=object)
+
+
+def _shown(values: pd.Series) -> pd.Series:
+    """The raw values quoted as they appeared, shortened."""
+    text = values.astype(str).str.slice(0, 40)
+    return "'" + text + "'"
+
+
+def _number(values: pd.Series) -> pd.Series:
+    return values.astype(str)
+
+
+def _join_reasons(problems: list[pd.Series], n: int) -> pd.Series:
+    """One ``"; "``-joined reason per bad row (columns in schema order), NA for good rows."""
+    out = pd.Series(pd.NA, index=pd.RangeIndex(n), dtype=object)
+    problems = [p for p in problems if len(p)]
+    if not problems:
+        return out
+    joined = pd.concat(problems).groupby(level=0, sort=True).agg("; ".join)
+    out.loc[joined.index] = joined.to_numpy()
+    return out
+
+
+def _rows_as_json(raw: pd.DataFrame) -> list[str]:
+    if raw.empty:
+        return [json.dumps({}) for _ in range(len(raw))]
+    plain = raw.astype(object).where(raw.notna(), None)
+    return [
+        json.dumps(record, default=str, ensure_ascii=False) for record in plain.to_dict("records")
+    ]
+
+
+def _quarantine_frame(
+    *,
+    ts: pd.Series,
+    dataset: str,
+    source: str,
+    rows: np.ndarray,
+    reasons: list[str],
+    raw: list[str],
+    now: pd.Timestamp,
+) -> pd.DataFrame:
+    n = len(rows)
+    return pd.DataFrame(
+        {
+            "ts": pd.Series(ts.to_numpy(), dtype="datetime64[ns, UTC]"),
+            "dataset": pd.Series([dataset] * n, dtype=object),
+            "source": pd.Series([source] * n, dtype=object),
+            "row": pd.Series(rows, dtype="int64"),
+            "reason": pd.Series(reasons, dtype=object),
+            "raw": pd.Series(raw, dtype=object),
+            "quarantined_at": pd.Series([now] * n, dtype="datetime64[ns, UTC]"),
+        },
+        columns=QUARANTINE_COLUMNS,
+    )
+
+
+def _names(columns: list[str]) -> str:
+    return ", ".join(repr(c) for c in columns)
+
+
+def _utc_stamp(value: datetime) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

@@ -1,0 +1,544 @@
+"""Ingest: CSV / Parquet files, the shipped sample or a source URI -> validated lake rows.
+
+Every input is validated against its dataset schema (``forecasting.validation``):
+good rows are merged into the dataset, bad rows go to the ``quarantine``
+dataset with their source, row number, reasons and raw values. An input that
+cannot be used at all (unreadable, corrupt, missing a required column) raises
+:class:`~forecasting.errors.DataValidationError` naming the file.
+
+Ingest is idempotent: the lake dedupes good rows on ``key + ts``; quarantine
+rows are keyed on ``source + row + ts`` (``ts`` = the row's own timestamp) and
+keep the ``quarantined_at`` of their first ingest, so the same input twice
+gives the same lake. Sources are named by their resolved absolute path (or the
+URI without its password), so relative paths from another directory match.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import gzip
+import io
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+import pipelines
+from forecasting.errors import DataValidationError, ReplicastError, SourceError
+from forecasting.lake import Lake, read_parquet_verified
+from forecasting.schemas import INPUT_SCHEMAS, Schema
+from forecasting.validation import ValidationResult, Validator, empty_quarantine
+
+if TYPE_CHECKING:
+    from forecasting.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: The shipped sample fleet, found relative to the installed package.
+SAMPLE_DIR = Path(pipelines.__file__).resolve().parents[1] / "data" / "sample"
+
+CSV_SUFFIXES = (".csv", ".csv.gz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+#: How many reasons an :class:`IngestReport` keeps as examples.
+MAX_EXAMPLES = 5
+_CSV_BLOCK_BYTES = 8 << 20
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_PASSWORD = re.compile(r"(://[^/@:]*):[^/@]*@")
+
+#: ``progress(done, total)``: bytes of a CSV file, rows of a Parquet file or frame.
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What happened to one input (a file, or one dataset of a source URI).
+
+    Attributes:
+        source: the resolved file path or the URI (password removed).
+        dataset: the dataset the rows were validated against ("" if unknown).
+        rows_in: data rows read (malformed lines included).
+        rows_good: rows written to the dataset.
+        rows_quarantined: rows written to ``quarantine``.
+        reasons: the first few quarantine reasons, as ``"row N: reason"``.
+        dropped_columns: unknown columns that were ignored.
+        seconds: wall time spent.
+        error: why the whole input was refused (then nothing was written).
+    """
+
+    source: str
+    dataset: str
+    rows_in: int = 0
+    rows_good: int = 0
+    rows_quarantined: int = 0
+    reasons: tuple[str, ...] = field(default=())
+    dropped_columns: tuple[str, ...] = field(default=())
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+# -- frames ----------------------------------------------------------------------------------
+def ingest_frame(
+    frame: pd.DataFrame,
+    *,
+    dataset: str,
+    source: str,
+    lake: Lake,
+    now: datetime | None = None,
+) -> IngestReport:
+    """Validate ``frame`` as ``dataset`` and write good rows and quarantined rows to ``lake``.
+
+    Args:
+        frame: the rows (text or typed columns; unknown columns are dropped).
+        dataset: an input dataset name (``node_metrics`` or ``segment_access``).
+        source: where the rows come from (stored with quarantined rows).
+        lake: the lake to write to.
+        now: the clock for ``quarantined_at``; defaults to the current time.
+
+    Returns:
+        The counts and the first reasons.
+
+    Raises:
+        DataValidationError: unknown dataset or a required column is missing.
+    """
+    started = time.perf_counter()
+    validator = Validator(schema_for(dataset, source), source=source, now=now)
+    result = validator.validate(frame)
+    _write(lake, dataset, result.good, result.quarantined)
+    return _report(source, dataset, len(frame), result, started)
+
+
+# -- files -----------------------------------------------------------------------------------
+def ingest_file(
+    path: str | Path,
+    *,
+    lake: Lake,
+    dataset: str | None = None,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Ingest one CSV (optionally gzipped) or Parquet file.
+
+    CSV values are read as text, so that a mistyped number reaches validation
+    (and quarantines its row) instead of changing the column's type; a line
+    with the wrong number of fields is quarantined too. Parquet pages are
+    checksum-verified.
+
+    Args:
+        path: the file.
+        lake: the lake to write to.
+        dataset: the dataset the file holds; default: from the file name
+            (``node_metrics*.csv``) or else from its columns.
+        now: the clock for ``quarantined_at``.
+        progress: called with ``(done, total)`` while reading.
+
+    Raises:
+        DataValidationError: the file is missing, unreadable, corrupt, of an
+            unknown type, or lacks a required column; the message names it.
+    """
+    started = time.perf_counter()
+    path = Path(path).expanduser().resolve()
+    source = str(path)
+    if not path.is_file():
+        what = "no file matches this pattern" if glob.has_magic(source) else "no such file"
+        raise DataValidationError(f"{source}: {what}")
+    name = path.name.lower()
+    if name.endswith(PARQUET_SUFFIXES):
+        frame = read_parquet_verified(path)
+        dataset = dataset or infer_dataset(path, list(frame.columns))
+        validator = Validator(schema_for(dataset, source), source=source, now=now)
+        result = validator.validate(frame)
+        rows_in = len(frame)
+        if progress is not None:
+            progress(rows_in, rows_in)
+    elif name.endswith(CSV_SUFFIXES):
+        result, rows_in, dataset = _validate_csv(path, dataset, now, progress)
+    else:
+        raise DataValidationError(
+            f"{source}: unsupported file type; use {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}"
+        )
+    _write(lake, dataset, result.good, result.quarantined)
+    report = _report(source, dataset, rows_in, result, started)
+    logger.info(
+        "ingested %s: %d rows, %d good, %d quarantined",
+        source,
+        report.rows_in,
+        report.rows_good,
+        report.rows_quarantined,
+    )
+    return report
+
+
+def ingest_paths(
+    paths_or_globs: str | Path | Iterable[str | Path],
+    *,
+    lake: Lake,
+    dataset: str | None = None,
+    now: datetime | None = None,
+    on_error: Literal["raise", "report"] = "raise",
+) -> list[IngestReport]:
+    """Ingest files named by paths, directories (their CSV/Parquet files) or globs.
+
+    Args:
+        paths_or_globs: one or more paths / globs (``data/*.csv``, ``**`` works).
+        lake: the lake to write to (stray temp files are cleaned first).
+        dataset: force the dataset of every file; default: inferred per file.
+        now: the clock for ``quarantined_at`` (one value for the whole call).
+        on_error: ``"raise"`` stops at the first refused file; ``"report"``
+            records the error in that file's report and goes on.
+
+    Returns:
+        One report per file, in order.
+
+    Raises:
+        DataValidationError: a file is refused (only with ``on_error="raise"``).
+    """
+    if isinstance(paths_or_globs, str | Path):
+        paths_or_globs = [paths_or_globs]
+    lake.clean_temp()
+    now = now or pd.Timestamp.now(tz="UTC")
+    reports = []
+    for path in expand_paths(paths_or_globs):
+        try:
+            reports.append(ingest_file(path, lake=lake, dataset=dataset, now=now))
+        except ReplicastError as exc:
+            if on_error == "raise":
+                raise
+            reports.append(failed_report(str(path), dataset, exc))
+    return reports
+
+
+def ingest_sample(lake: Lake, *, now: datetime | None = None) -> list[IngestReport]:
+    """Ingest the shipped sample fleet (``data/sample/*.parquet``).
+
+    Raises:
+        DataValidationError: the sample directory holds no Parquet file.
+    """
+    return ingest_paths(sample_paths(), lake=lake, now=now)
+
+
+def sample_paths(sample_dir: Path | None = None) -> list[Path]:
+    """The sample's Parquet files (default directory: :data:`SAMPLE_DIR`).
+
+    Raises:
+        DataValidationError: there are none.
+    """
+    sample_dir = SAMPLE_DIR if sample_dir is None else sample_dir
+    files = sorted(sample_dir.glob("*.parquet"))
+    if not files:
+        raise DataValidationError(
+            f"{sample_dir}: no sample Parquet files; regenerate them with `make simulate-sample`"
+        )
+    return files
+
+
+def expand_paths(paths_or_globs: Iterable[str | Path]) -> list[Path]:
+    """Expand globs and directories into files, in order, without repeats.
+
+    A name that matches nothing is kept as is, so that ingesting it reports
+    "no such file" under its own name.
+    """
+    out: list[Path] = []
+    for spec in paths_or_globs:
+        text = str(spec)
+        if glob.has_magic(text):
+            matches = [Path(m) for m in sorted(glob.glob(text, recursive=True))]
+            out.extend(m for m in matches if m.is_file()) if matches else out.append(Path(text))
+        elif Path(text).is_dir():
+            out.extend(
+                p
+                for p in sorted(Path(text).iterdir())
+                if p.is_file() and p.name.lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES)
+            )
+        else:
+            out.append(Path(text))
+    seen: set[Path] = set()
+    unique = []
+    for path in out:
+        key = path.expanduser().resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    return unique
+
+
+# -- source URIs -----------------------------------------------------------------------------
+def is_uri(spec: str) -> bool:
+    """Whether ``spec`` is a scheme URI (``postgresql://``, ``prometheus://``...)."""
+    return bool(_URI.match(spec)) and not spec.lower().startswith("file://")
+
+
+def redact(uri: str) -> str:
+    """``uri`` with any password replaced by ``***``."""
+    return _PASSWORD.sub(r"\1:***@", uri)
+
+
+def ingest_uri(
+    uri: str,
+    *,
+    lake: Lake,
+    settings: Settings,
+    dataset: str | None = None,
+    now: datetime | None = None,
+) -> list[IngestReport]:
+    """Snapshot a source URI through ``pipelines.sources`` and ingest each dataset it returns.
+
+    Args:
+        uri: ``postgresql://...``, ``prometheus://...`` or any scheme the sources know.
+        lake: the lake to write to.
+        settings: passed to ``pipelines.sources.snapshot``.
+        dataset: keep only this dataset of the snapshot.
+        now: the clock for ``quarantined_at``.
+
+    Raises:
+        SourceError: the source failed or cannot be reached.
+        DataValidationError: a returned frame lacks a required column.
+    """
+    try:
+        from pipelines import sources
+    except ImportError as exc:
+        raise SourceError(
+            f"{redact(uri)}: source URIs need the pipelines.sources package, which failed to "
+            f"import ({exc})"
+        ) from exc
+    frames = sources.snapshot(uri, settings)
+    if dataset is not None:
+        if dataset not in frames:
+            raise SourceError(
+                f"{redact(uri)}: the source returned no {dataset!r} rows "
+                f"(it returned {sorted(frames)}); drop --dataset or pick one of those"
+            )
+        frames = {dataset: frames[dataset]}
+    now = now or pd.Timestamp.now(tz="UTC")
+    return [
+        ingest_frame(frame, dataset=name, source=redact(uri), lake=lake, now=now)
+        for name, frame in frames.items()
+    ]
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def schema_for(dataset: str, source: str = "") -> Schema:
+    """The input schema named ``dataset``.
+
+    Raises:
+        DataValidationError: no such input dataset.
+    """
+    try:
+        return INPUT_SCHEMAS[dataset]
+    except KeyError:
+        where = f"{source}: " if source else ""
+        raise DataValidationError(
+            f"{where}unknown dataset {dataset!r}; ingest accepts {sorted(INPUT_SCHEMAS)}"
+        ) from None
+
+
+def infer_dataset(path: Path, columns: list[str]) -> str:
+    """The dataset a file holds: from its name (``node_metrics*``) or else its columns.
+
+    Raises:
+        DataValidationError: neither tells (the message suggests ``--dataset``).
+    """
+    stem = path.name.lower()
+    for suffix in (*CSV_SUFFIXES, *PARQUET_SUFFIXES):
+        stem = stem.removesuffix(suffix)
+    for name in INPUT_SCHEMAS:
+        if stem == name or any(stem.startswith(name + sep) for sep in "-_."):
+            return name
+    matches = [s.name for s in INPUT_SCHEMAS.values() if set(s.required) <= set(columns)]
+    if len(matches) == 1:
+        return matches[0]
+    raise DataValidationError(
+        f"{path}: cannot tell which dataset this file holds (its columns {columns[:20]} "
+        f"match {matches or 'none'} of {sorted(INPUT_SCHEMAS)}); name the file after the "
+        "dataset or pass --dataset"
+    )
+
+
+def failed_report(source: str, dataset: str | None, exc: Exception) -> IngestReport:
+    """The report of an input that was refused as a whole."""
+    return IngestReport(source=source, dataset=dataset or "", error=str(exc))
+
+
+def _report(
+    source: str, dataset: str, rows_in: int, result: ValidationResult, started: float
+) -> IngestReport:
+    q = result.quarantined.sort_values("row", kind="stable").head(MAX_EXAMPLES)
+    examples = tuple(f"row {r}: {why}" for r, why in zip(q["row"], q["reason"], strict=True))
+    return IngestReport(
+        source=source,
+        dataset=dataset,
+        rows_in=rows_in,
+        rows_good=len(result.good),
+        rows_quarantined=len(result.quarantined),
+        reasons=examples,
+        dropped_columns=result.dropped_columns,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _write(lake: Lake, dataset: str, good: pd.DataFrame, quarantined: pd.DataFrame) -> None:
+    if not good.empty:
+        lake.write(dataset, good)
+    if not quarantined.empty:
+        lake.write("quarantine", _keep_first_quarantine_time(lake, quarantined))
+
+
+def _keep_first_quarantine_time(lake: Lake, rows: pd.DataFrame) -> pd.DataFrame:
+    """Give rows already in the quarantine (same source, row, ts, reason, raw) their old time.
+
+    Re-ingesting the same bad input then rewrites identical rows.
+    """
+    same = ["source", "row", "ts", "reason", "raw"]
+    end = rows["ts"].max() + pd.Timedelta(1, "ns")
+    existing = lake.read("quarantine", start=rows["ts"].min(), end=end)
+    if existing.empty or "quarantined_at" not in existing.columns:
+        return rows
+    existing = existing[existing["source"].isin(rows["source"].unique())]
+    if existing.empty:
+        return rows
+    old = existing[[*same, "quarantined_at"]].rename(columns={"quarantined_at": "_old"})
+    old = old.assign(
+        ts=old["ts"].astype("datetime64[ns, UTC]"),
+        _old=old["_old"].astype("datetime64[ns, UTC]"),
+        row=old["row"].astype("int64"),
+    ).drop_duplicates(subset=same, keep="first")
+    merged = rows.merge(old, on=same, how="left", validate="many_to_one")
+    merged["quarantined_at"] = merged["_old"].fillna(merged["quarantined_at"])
+    return merged.drop(columns="_old")[rows.columns]
+
+
+# -- CSV -------------------------------------------------------------------------------------
+def _validate_csv(
+    path: Path, dataset: str | None, now: datetime | None, progress: Progress | None
+) -> tuple[ValidationResult, int, str]:
+    source = str(path)
+    total = path.stat().st_size
+    with ExitStack() as stack:
+        raw_fh = stack.enter_context(open(path, "rb"))
+        fh: IO[bytes] = raw_fh
+        if path.name.lower().endswith(".gz"):
+            fh = stack.enter_context(gzip.GzipFile(fileobj=raw_fh))
+        try:
+            names = _csv_header(fh, source)
+            dataset = dataset or infer_dataset(path, names)
+            validator = Validator(schema_for(dataset, source), source=source, now=now)
+            validator.check_columns(names)
+            goods, bads = [], []
+            rows_in = 0
+            for result, n in _csv_chunks(fh, names, validator):
+                goods.append(result.good)
+                bads.append(result.quarantined)
+                rows_in += n
+                if progress is not None:
+                    progress(min(raw_fh.tell(), total), total)
+        except (OSError, EOFError, pa.ArrowException, UnicodeDecodeError, csv.Error) as exc:
+            raise DataValidationError(f"{source}: unreadable CSV file: {_first_line(exc)}") from exc
+    good = pd.concat(goods, ignore_index=True) if goods else _empty_good(validator)
+    bad = [b for b in bads if not b.empty]
+    quarantined = pd.concat(bad, ignore_index=True) if bad else empty_quarantine()
+    extra = tuple(n for n in names if n not in validator.schema.names)
+    return ValidationResult(good, quarantined, extra), rows_in, dataset
+
+
+def _csv_header(fh: IO[bytes], source: str) -> list[str]:
+    line = fh.readline()
+    if not line.strip():
+        raise DataValidationError(f"{source}: empty CSV file (no header line)")
+    try:
+        text = line.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(
+            f"{source}: the header line is not UTF-8 text; is this really a CSV file?"
+        ) from exc
+    fields = next(csv.reader(io.StringIO(text)), [])
+    names = [f.strip() for f in fields]
+    if not any(names):
+        raise DataValidationError(f"{source}: the CSV header line names no columns")
+    return names
+
+
+def _csv_chunks(
+    fh: IO[bytes], names: list[str], validator: Validator
+) -> Iterator[tuple[ValidationResult, int]]:
+    """Validate the CSV body in blocks; yields each block's result and its row count."""
+    malformed: list[tuple[int, str, str]] = []  # (row, text, reason)
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        number = -1 if row.number is None else row.number  # the header was read already
+        why = f"row has {row.actual_columns} field(s), the header has {row.expected_columns}"
+        malformed.append((number, row.text, why))
+        return "skip"
+
+    reader = pacsv.open_csv(
+        fh,
+        read_options=pacsv.ReadOptions(
+            column_names=names, use_threads=False, block_size=_CSV_BLOCK_BYTES
+        ),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names}, strings_can_be_null=True
+        ),
+    )
+    emitted = 0  # valid rows so far
+    reported = 0  # malformed rows already yielded
+    for batch in reader:
+        k = batch.num_rows
+        bad_rows = np.array(sorted(r for r, _, _ in malformed), dtype="int64")
+        upper = emitted + k + len(bad_rows)
+        rows = np.setdiff1d(np.arange(1, upper + 1, dtype="int64"), bad_rows)[emitted : emitted + k]
+        result = validator.validate(batch.to_pandas(), rows=rows)
+        emitted += k
+        fresh = [m for m in malformed[reported:] if m[0] <= (rows[-1] if k else upper)]
+        reported += len(fresh)
+        rejected = validator.reject_lines(*zip(*fresh, strict=True)) if fresh else None
+        if rejected is not None:
+            result = ValidationResult(
+                result.good,
+                pd.concat([result.quarantined, rejected], ignore_index=True),
+                result.dropped_columns,
+            )
+        yield result, k + len(fresh)
+    rest = malformed[reported:]
+    if rest:
+        rejected = validator.reject_lines(*zip(*rest, strict=True))
+        yield ValidationResult(_empty_good(validator), rejected), len(rest)
+
+
+def _empty_good(validator: Validator) -> pd.DataFrame:
+    return validator.validate(pd.DataFrame(columns=validator.schema.names), rows=np.array([])).good
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+__all__ = [
+    "SAMPLE_DIR",
+    "IngestReport",
+    "expand_paths",
+    "failed_report",
+    "infer_dataset",
+    "ingest_file",
+    "ingest_frame",
+    "ingest_paths",
+    "ingest_sample",
+    "ingest_uri",
+    "is_uri",
+    "redact",
+    "sample_paths",
+]

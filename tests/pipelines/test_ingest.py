@@ -1,0 +1,291 @@
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from forecasting.errors import DataValidationError, SourceError
+from forecasting.lake import Lake
+from forecasting.schemas import NODE_METRICS, SEGMENT_ACCESS
+from pipelines import ingest
+from pipelines.ingest import (
+    expand_paths,
+    ingest_file,
+    ingest_frame,
+    ingest_paths,
+    ingest_sample,
+    ingest_uri,
+    redact,
+    sample_paths,
+)
+from tests.conftest import SAMPLE_DIR
+
+NOW = pd.Timestamp("2026-03-01 12:00", tz="UTC")
+HEADER = ",".join(NODE_METRICS.names)
+
+
+def _line(i: int, **changes: str) -> str:
+    values = {
+        "ts": (pd.Timestamp("2026-01-01", tz="UTC") + pd.Timedelta(minutes=5 * i)).isoformat(),
+        "cluster": "orders",
+        "region": "us-east",
+        "node": f"n{i % 3}",
+        "role": "primary" if i % 3 == 0 else "replica",
+        "cpu_util": f"{0.1 + (i % 8) / 10:.2f}",
+        "qps_read": str(100 + i),
+        "qps_write": str(10 + i % 7),
+        "disk_used_bytes": str(1e9 + i),
+        "repl_lag_s": "0.5",
+        "repl_bytes": str(4000 + i),
+        "net_rtt_ms": "1.2",
+    }
+    values.update(changes)
+    return ",".join(values[c] for c in NODE_METRICS.names)
+
+
+def _write_csv(path: Path, lines: list[str], header: str = HEADER) -> Path:
+    path.write_text("\n".join([header, *lines]) + "\n")
+    return path
+
+
+def _corrupt_csv(path: Path) -> Path:
+    """A node_metrics CSV with good rows mixed with garbage; data rows 3, 5, 6, 8, 9 are bad."""
+    lines = [
+        _line(0),
+        _line(1),
+        "#### garbage ####",  # 3: one field
+        _line(3),
+        _line(4, cpu_util="abc"),  # 5: mistyped
+        "x,y,z",  # 6: three fields
+        _line(7),
+        _line(8, role="leader", qps_read="-1"),  # 8: two reasons
+        _line(9, ts="yesterday"),  # 9: bad timestamp
+        _line(10),
+    ]
+    return _write_csv(path, lines)
+
+
+def test_corrupt_csv_quarantines_bad_rows_and_ingests_the_rest(tmp_path: Path, lake: Lake) -> None:
+    path = _corrupt_csv(tmp_path / "node_metrics.csv")
+    report = ingest_file(path, lake=lake, now=NOW)
+    assert report.ok
+    assert (report.rows_in, report.rows_good, report.rows_quarantined) == (10, 5, 5)
+    good = lake.read("node_metrics")
+    assert sorted(good["qps_read"].tolist()) == [100.0, 101.0, 103.0, 107.0, 110.0]
+    q = lake.read("quarantine").set_index("row")
+    assert sorted(q.index) == [3, 5, 6, 8, 9]
+    assert q.loc[3, "reason"] == "row has 1 field(s), the header has 12"
+    assert json.loads(q.loc[3, "raw"]) == "#### garbage ####"
+    assert q.loc[5, "reason"] == "cpu_util: 'abc' is not a number"
+    assert q.loc[6, "reason"] == "row has 3 field(s), the header has 12"
+    assert "role: 'leader' is not one of primary|replica" in q.loc[8, "reason"]
+    assert "qps_read: -1.0 below minimum 0.0" in q.loc[8, "reason"]
+    assert q.loc[9, "reason"].startswith("ts: unparseable timestamp 'yesterday'")
+    assert set(q["source"]) == {str(path.resolve())}
+    assert (q["quarantined_at"] == NOW).all()
+    assert json.loads(q.loc[5, "raw"])["cpu_util"] == "abc"
+    assert report.reasons[0] == "row 3: row has 1 field(s), the header has 12"
+
+
+def test_row_numbers_survive_small_csv_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = [_line(i) for i in range(300)]
+    for bad in (0, 57, 58, 199, 299):
+        lines[bad] = "broken,line"
+    lines[120] = _line(120, cpu_util="7")
+    lines[250] = _line(3)  # duplicate of data row 4, in another block
+    path = _write_csv(tmp_path / "node_metrics.csv", lines)
+    monkeypatch.setattr(ingest, "_CSV_BLOCK_BYTES", 2048)
+    report = ingest_file(path, lake=Lake(tmp_path / "small"), now=NOW)
+    quarantined = Lake(tmp_path / "small").read("quarantine").sort_values("row")
+    assert report.rows_in == 300
+    assert quarantined["row"].tolist() == [1, 58, 59, 121, 200, 251, 300]
+    assert quarantined.set_index("row").loc[251, "reason"] == "ts: exact duplicate of row 4"
+    assert report.rows_good == 293
+
+
+def test_missing_required_column_names_the_file_and_column(tmp_path: Path, lake: Lake) -> None:
+    header = HEADER.replace(",cpu_util", "")
+    lines = [",".join(_line(0).split(",")[:5] + _line(0).split(",")[6:])]
+    path = _write_csv(tmp_path / "node_metrics.csv", lines, header=header)
+    with pytest.raises(DataValidationError, match="node_metrics.csv: required column 'cpu_util'"):
+        ingest_file(path, lake=lake)
+    assert lake.read("node_metrics").empty
+
+
+def test_missing_column_in_parquet_names_the_file(tmp_path: Path, lake: Lake) -> None:
+    frame = pd.DataFrame({"ts": pd.date_range("2026-01-01", periods=2, tz="UTC"), "cluster": "c"})
+    path = tmp_path / "segment_access.parquet"
+    frame.to_parquet(path)
+    with pytest.raises(DataValidationError, match=r"segment_access\.parquet: required column"):
+        ingest_file(path, lake=lake)
+
+
+def _typed_frame(n: int = 48) -> pd.DataFrame:
+    ts = pd.date_range("2026-01-01", periods=n, freq="15min", tz="UTC")
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            "ts": ts,
+            "cluster": "orders",
+            "segment": [f"seg{i % 4}" for i in range(n)],
+            "reads": rng.uniform(0, 100, n),
+            "writes": rng.uniform(0, 10, n),
+            "bytes_changed": rng.uniform(0, 1e6, n),
+            "size_bytes": 1e9,
+        }
+    ).drop_duplicates(["cluster", "segment", "ts"])
+
+
+def test_parquet_with_typed_columns_lands_and_dataset_is_inferred_from_columns(
+    tmp_path: Path, lake: Lake
+) -> None:
+    frame = _typed_frame()
+    path = tmp_path / "export-2026.parquet"
+    frame.to_parquet(path)
+    report = ingest_file(path, lake=lake)
+    assert report.dataset == "segment_access"
+    assert report.rows_good == len(frame)
+    out = lake.read("segment_access").sort_values(["ts", "segment"]).reset_index(drop=True)
+    expected = frame.sort_values(["ts", "segment"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(out[SEGMENT_ACCESS.names], expected, check_dtype=False)
+
+
+def test_flipped_byte_in_parquet_is_an_error_naming_the_file(tmp_path: Path, lake: Lake) -> None:
+    path = tmp_path / "segment_access.parquet"
+    pq.write_table(
+        pa.Table.from_pandas(_typed_frame(), preserve_index=False),
+        path,
+        compression="none",
+        write_page_checksum=True,
+    )
+    chunk = pq.ParquetFile(path).metadata.row_group(0).column(3)
+    data = bytearray(path.read_bytes())
+    data[chunk.data_page_offset + chunk.total_compressed_size - 4] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataValidationError, match="segment_access.parquet"):
+        ingest_file(path, lake=lake)
+    assert lake.read("segment_access").empty
+
+
+@pytest.mark.parametrize("name", ["node_metrics.parquet", "node_metrics.csv", "x.csv.gz"])
+def test_binary_garbage_is_an_error_naming_the_file(tmp_path: Path, lake: Lake, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(np.random.default_rng(1).bytes(4096))
+    with pytest.raises(DataValidationError, match=name.replace(".", r"\.")):
+        ingest_file(path, lake=lake)
+
+
+def test_missing_file_and_unknown_type_are_errors(tmp_path: Path, lake: Lake) -> None:
+    with pytest.raises(DataValidationError, match="nothere.csv: no such file"):
+        ingest_file(tmp_path / "nothere.csv", lake=lake)
+    (tmp_path / "node_metrics.json").write_text("{}")
+    with pytest.raises(DataValidationError, match="node_metrics.json: unsupported file type"):
+        ingest_file(tmp_path / "node_metrics.json", lake=lake)
+
+
+def test_unknown_dataset_asks_for_dataset_option(tmp_path: Path, lake: Lake) -> None:
+    path = _write_csv(tmp_path / "export.csv", ["1,2"], header="a,b")
+    with pytest.raises(DataValidationError, match="pass --dataset"):
+        ingest_file(path, lake=lake)
+
+
+def test_ingest_is_idempotent(tmp_path: Path, lake: Lake) -> None:
+    path = _corrupt_csv(tmp_path / "node_metrics.csv")
+    ingest_paths([path], lake=lake, now=NOW)
+    first = {d: lake.read(d) for d in ("node_metrics", "quarantine")}
+    # again, later, through a relative path from another directory
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    os.chdir(other)
+    reports = ingest_paths(["../node_metrics.csv"], lake=lake, now=NOW + pd.Timedelta("1D"))
+    assert reports[0].rows_quarantined == 5
+    for dataset, frame in first.items():
+        pd.testing.assert_frame_equal(lake.read(dataset), frame)
+
+
+def test_timestamps_land_in_utc_partitions(tmp_path: Path, lake: Lake) -> None:
+    lines = [_line(0, ts="2026-01-02T07:30:00+08:00"), _line(1, ts="2026-01-01 23:45")]
+    ingest_file(_write_csv(tmp_path / "node_metrics.csv", lines), lake=lake)
+    out = lake.read("node_metrics").sort_values("ts")
+    assert out["ts"].tolist() == [
+        pd.Timestamp("2026-01-01 23:30", tz="UTC"),
+        pd.Timestamp("2026-01-01 23:45", tz="UTC"),
+    ]
+    assert [p.parent.name for p in lake.partitions("node_metrics")] == ["date=2026-01-01"]
+
+
+def test_gzipped_csv_and_globs(tmp_path: Path, lake: Lake) -> None:
+    body = "\n".join([HEADER, _line(0), _line(1)]) + "\n"
+    with gzip.open(tmp_path / "node_metrics-a.csv.gz", "wt") as fh:
+        fh.write(body)
+    _write_csv(tmp_path / "node_metrics-b.csv", [_line(2)])
+    reports = ingest_paths(str(tmp_path / "node_metrics-*"), lake=lake)
+    assert [r.rows_good for r in reports] == [2, 1]
+    assert len(lake.read("node_metrics")) == 3
+
+
+def test_ingest_paths_reports_refused_files_and_goes_on(tmp_path: Path, lake: Lake) -> None:
+    good = _write_csv(tmp_path / "node_metrics.csv", [_line(0)])
+    missing = tmp_path / "gone.csv"
+    with pytest.raises(DataValidationError, match="gone.csv"):
+        ingest_paths([missing, good], lake=lake)
+    reports = ingest_paths([missing, good], lake=lake, on_error="report")
+    assert [r.ok for r in reports] == [False, True]
+    assert "no such file" in (reports[0].error or "")
+    assert len(lake.read("node_metrics")) == 1
+
+
+def test_expand_paths_directories_and_unmatched_globs(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("x")
+    (tmp_path / "b.parquet").write_text("x")
+    (tmp_path / "notes.txt").write_text("x")
+    found = expand_paths([tmp_path, tmp_path / "a.csv", str(tmp_path / "zz*.csv")])
+    assert [p.name for p in found] == ["a.csv", "b.parquet", "zz*.csv"]
+
+
+def test_ingest_frame_validates_frames_from_sources(lake: Lake) -> None:
+    frame = _typed_frame(8)
+    frame.loc[2, "reads"] = -5.0
+    report = ingest_frame(frame, dataset="segment_access", source="prometheus://h", lake=lake)
+    assert (report.rows_good, report.rows_quarantined) == (7, 1)
+    q = lake.read("quarantine")
+    assert q["reason"].tolist() == ["reads: -5.0 below minimum 0.0"]
+    assert q["row"].tolist() == [3]
+
+
+def test_unknown_scheme_is_a_source_error(lake: Lake, settings) -> None:
+    with pytest.raises(SourceError):
+        ingest_uri("ftp://example.invalid/x", lake=lake, settings=settings)
+
+
+def test_redact_hides_passwords() -> None:
+    assert redact("postgresql://bob:s3cret@db:5432/x") == "postgresql://bob:***@db:5432/x"
+    assert redact("prometheus://host:9090") == "prometheus://host:9090"
+
+
+def test_missing_sample_says_how_to_make_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest, "SAMPLE_DIR", tmp_path / "none")
+    with pytest.raises(DataValidationError, match="make simulate-sample"):
+        sample_paths()
+
+
+@pytest.mark.slow
+def test_the_shipped_sample_ingests_without_quarantine(lake: Lake) -> None:
+    if not list(SAMPLE_DIR.glob("*.parquet")):
+        pytest.skip("data/sample/ not generated yet")
+    reports = ingest_sample(lake)
+    assert {r.dataset for r in reports} == {"node_metrics", "segment_access"}
+    for report in reports:
+        assert report.rows_quarantined == 0, report.reasons
+        assert report.rows_good == report.rows_in > 0
