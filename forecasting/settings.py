@@ -190,6 +190,11 @@ class ServeConfig(BaseModel):
     api_token: str = Field(default="", description="bearer token of the mutating routes")
     dev_mode: bool = Field(default=False, description="allow mutating routes without a token")
     refresh_seconds: float = Field(default=60, gt=0)
+    sync_roots: list[Path] = Field(
+        default_factory=list,
+        description="directories the HTTP sync routes may read from and write to "
+        "(empty: only under data_dir)",
+    )
 
 
 class Settings(BaseSettings):
