@@ -383,8 +383,10 @@ def _node_frame(
         rtt[region_of == r] = rtt_ms
         # Each cluster gets a third of a link; all its replicas in the region share it.
         util[region_of == r] = np.clip(stream * per_region / (bandwidth / 3.0), 0.0, 0.97)
-    queueing = 0.15 * util / (1.0 - util)
-    lag = rtt[:, None] / 1000.0 * 1.5 + 0.004 + queueing + load.lag_extra[region_of]
+    queueing = 0.6 * util / (1.0 - util)  # the link's queue grows with its utilisation
+    busy = write_noisy / write_noisy.mean()  # replicas apply more slowly under load
+    base = (rtt[:, None] / 1000.0 * 1.5 + 0.004) * (0.7 + 0.3 * busy[None, :] ** 2)
+    lag = base + queueing + load.lag_extra[region_of]
     lag *= rng.lognormal(0.0, 0.15, size=(n_nodes, n))
     repl_lag_s = np.where(is_primary[:, None], 0.0, lag)
     shipped = stream[None, :] * 300.0 * rng.lognormal(0.0, 0.03, size=(n_nodes, n))

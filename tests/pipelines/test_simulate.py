@@ -120,6 +120,16 @@ def test_lag_and_rtt_grow_with_distance(sim: SimulatedFleet) -> None:
     assert by_region.loc["cn-north", "repl_lag_s"] > by_region.loc["us-east", "repl_lag_s"]
 
 
+def test_lag_grows_with_write_load(sim: SimulatedFleet) -> None:
+    nm = sim.node_metrics
+    writes = nm[(nm["role"] == "primary") & (nm["cluster"] == "orders")].set_index("ts")
+    lag = nm[nm["node"] == "orders-cn-north-01"].set_index("ts")["repl_lag_s"]
+    joined = writes[["qps_write"]].join(lag, how="inner")
+    busy = joined["qps_write"] >= joined["qps_write"].quantile(0.8)
+    quiet = joined["qps_write"] <= joined["qps_write"].quantile(0.2)
+    assert joined.loc[busy, "repl_lag_s"].median() > 1.1 * joined.loc[quiet, "repl_lag_s"].median()
+
+
 def test_replication_bytes_follow_writes(sim: SimulatedFleet) -> None:
     nm = sim.node_metrics
     primary = nm[(nm["role"] == "primary") & (nm["cluster"] == "orders")].set_index("ts")
