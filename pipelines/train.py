@@ -1,0 +1,368 @@
+"""The training job: lake -> load series -> backtest -> champion per target -> MLflow registry.
+
+For each configured target the job builds the hourly load series
+(:mod:`pipelines.load_series`), backtests every configured model with rolling
+origins (``settings.forecast.folds``), picks the champion (best mean MASE, ties
+on pinball; :mod:`forecasting.champion`) and refits it on all the data. One MLflow
+run records params, metrics per target and model (``<target>.<model>.mase``,
+``.pinball``, ``.coverage_90``), the data window, the code version, a
+forecast-vs-actual PNG per target and ``summary.json``; the combined champions are
+registered as ``replicast-load`` through the champion gate (score = mean champion
+MASE across targets, lower is better). A ``job_runs`` row records the outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from features.seasonality import season_length
+from forecasting.backtest import BacktestResult, backtest
+from forecasting.champion import ChampionChoice, choose_champion
+from forecasting.errors import ConfigError, DataValidationError
+from forecasting.forecaster import SERIES, TS, Y
+from forecasting.lake import Lake
+from forecasting.settings import ModelName, Settings, Target
+from models import catalog
+from models.mlflow_load import LoadForecastModel, TargetModel
+from models.mlflow_registry import (
+    LOAD_MODEL,
+    GateResult,
+    configure,
+    log_provenance,
+    register_with_gate,
+)
+from pipelines import load_series
+from pipelines.plots import forecast_vs_actual
+
+logger = logging.getLogger(__name__)
+
+#: ``progress(stage, done, total)``: called as the job advances.
+Progress = Callable[[str, int, int], None]
+
+SCORE_NAME = "mase_mean_champions"
+METRICS = ("mase", "pinball", "coverage_90")
+JOB_RUNS = "job_runs"
+
+
+@dataclass(frozen=True)
+class TargetReport:
+    """What training found for one target."""
+
+    target: str
+    summary: pd.DataFrame  # one row per model (index ``model``): mase_mean, pinball_mean, ...
+    champion: ChampionChoice
+    n_series: int
+    plot: Path | None = None
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """The outcome of :func:`train`."""
+
+    run_id: str
+    targets: dict[str, TargetReport]
+    gate: GateResult
+    score: float
+    data_start: pd.Timestamp
+    data_end: pd.Timestamp
+    seconds: float
+    models: list[str] = field(default_factory=list)
+    folds: int = 0
+
+
+def record_job_run(
+    lake: Lake, *, job: str, run_id: str, state: str, seconds: float, detail: str
+) -> None:
+    """Append one row to the ``job_runs`` dataset (never raises on a lake error, logs it)."""
+    row = pd.DataFrame(
+        {
+            "ts": [pd.Timestamp.now(tz="UTC")],
+            "job": [job],
+            "run_id": [run_id],
+            "state": [state],
+            "seconds": [float(seconds)],
+            "detail": [detail],
+        }
+    )
+    try:
+        lake.write(JOB_RUNS, row)
+    except (OSError, DataValidationError) as exc:
+        logger.warning("could not record job run %s/%s: %s", job, run_id, exc)
+
+
+def _metric_key(*parts: str) -> str:
+    return ".".join(p.replace("/", "_") for p in parts)
+
+
+def _check_models(models: Sequence[str]) -> list[str]:
+    if not models:
+        raise ConfigError("no models to train; set forecast.models or pass --models")
+    unknown = [m for m in models if m not in catalog.known_models()]
+    if unknown:
+        raise ConfigError(
+            f"unknown model(s) {unknown}; known models: {', '.join(catalog.known_models())}"
+        )
+    return list(dict.fromkeys(models))
+
+
+def _input_example(frames: dict[str, pd.DataFrame], steps: int) -> pd.DataFrame:
+    """A plain history frame of one series of the first target (the pyfunc input example)."""
+    target, frame = next(iter(frames.items()))
+    first = sorted(frame[SERIES].unique())[0]
+    part = frame.loc[frame[SERIES] == first, [SERIES, TS, Y]].tail(steps)
+    return part.assign(target=target).reset_index(drop=True)
+
+
+def train(
+    settings: Settings,
+    *,
+    lake: Lake,
+    progress: Progress | None = None,
+    models: Sequence[ModelName] | None = None,
+    folds: int | None = None,
+    targets: Sequence[Target] | None = None,
+) -> TrainReport:
+    """Backtest, pick and register the load champions of every target.
+
+    Args:
+        settings: the settings (forecast config, fleet, MLflow location).
+        lake: the lake holding ``node_metrics``.
+        progress: optional ``progress(stage, done, total)`` hook.
+        models: models to backtest; defaults to ``settings.forecast.models``.
+        folds: rolling-origin folds; defaults to ``settings.forecast.folds``.
+        targets: targets to train; defaults to ``settings.forecast.targets``.
+
+    Returns:
+        A :class:`TrainReport` (per-target summaries, champions, the registry gate).
+
+    Raises:
+        ConfigError: unknown models or no targets.
+        DataValidationError: the lake has no usable ``node_metrics``.
+    """
+    started = time.perf_counter()
+    run_id = uuid.uuid4().hex
+    try:
+        report = _train(settings, lake, progress, models, folds, targets)
+    except Exception as exc:
+        record_job_run(
+            lake,
+            job="train",
+            run_id=run_id,
+            state="failed",
+            seconds=time.perf_counter() - started,
+            detail=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+        raise
+    record_job_run(
+        lake,
+        job="train",
+        run_id=report.run_id,
+        state="succeeded",
+        seconds=report.seconds,
+        detail=json.dumps(
+            {
+                "model_version": report.gate.version,
+                "alias": report.gate.alias,
+                SCORE_NAME: report.score,
+                "champions": {t: r.champion.model for t, r in report.targets.items()},
+            }
+        ),
+    )
+    return report
+
+
+def _train(
+    settings: Settings,
+    lake: Lake,
+    progress: Progress | None,
+    models: Sequence[ModelName] | None,
+    folds: int | None,
+    targets: Sequence[Target] | None,
+) -> TrainReport:
+    started = time.perf_counter()
+    config = settings.forecast
+    model_names = _check_models(list(models or config.models))
+    folds = int(folds or config.folds)
+    targets = list(targets or config.targets)
+    if not targets:
+        raise ConfigError("no targets to train; set forecast.targets")
+    day = season_length(config.freq, "day")
+    factories = {name: catalog.factory(name, config) for name in model_names}
+
+    frames = load_series.read_series(lake, targets, config.freq)
+    total = len(targets) * (len(model_names) * folds + 1) + 1
+    done = 0
+
+    def tick(stage: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(stage, done, total)
+
+    if progress is not None:
+        progress("reading series", 0, total)
+    configure(settings)
+    results: dict[str, BacktestResult] = {}
+    choices: dict[str, ChampionChoice] = {}
+    fitted: dict[str, TargetModel] = {}
+    for target in targets:
+        frame = frames[target]
+        logger.info(
+            "backtesting %s: %d series, %d rows", target, frame[SERIES].nunique(), len(frame)
+        )
+        result = backtest(
+            frame,
+            factories,
+            horizon=config.horizon,
+            folds=folds,
+            quantiles=config.quantiles,
+            season_length=day,
+            progress=lambda name, fold, t=target: tick(f"{t}: {name} fold {fold + 1}/{folds}"),
+        )
+        if result.scores.empty:
+            raise DataValidationError(
+                f"{target}: the series are too short for a {folds}-fold backtest of "
+                f"horizon {config.horizon}; ingest more history or lower --folds"
+            )
+        summary = result.summary()
+        choice = choose_champion(summary)
+        forecaster = catalog.build(choice.model, config).fit(frame)  # type: ignore[arg-type]
+        fitted[target] = TargetModel(
+            model_name=choice.model, forecaster=forecaster, mase=choice.mase
+        )
+        results[target] = result
+        choices[target] = choice
+        tick(f"{target}: refit {choice.model}")
+
+    data_start = min(f[TS].min() for f in frames.values())
+    data_end = max(f[TS].max() for f in frames.values())
+    score = float(sum(c.mase for c in choices.values()) / len(choices))
+    python_model = LoadForecastModel(
+        fitted,
+        horizon=config.horizon,
+        quantiles=config.quantiles,
+        freq=config.freq,
+        min_history=2 * day,
+    )
+    example = _input_example(frames, steps=season_length(config.freq, "week") + 2 * day)
+    reports: dict[str, TargetReport] = {}
+    with mlflow.start_run(run_name="train") as run, tempfile.TemporaryDirectory() as tmp:
+        mlflow.set_tag("job", "train")
+        mlflow.log_params(
+            {
+                "targets": ",".join(targets),
+                "models": ",".join(model_names),
+                "folds": folds,
+                "horizon": config.horizon,
+                "quantiles": ",".join(f"{q:g}" for q in config.quantiles),
+                "freq": config.freq,
+                "seed": config.seed,
+            }
+        )
+        log_provenance(data_start=data_start, data_end=data_end)
+        summary_json: dict[str, dict] = {}
+        for target in targets:
+            summary = results[target].summary()
+            choice = choices[target]
+            metrics = {}
+            for model, row in summary.iterrows():
+                for name, col in (
+                    ("mase", "mase_mean"),
+                    ("pinball", "pinball_mean"),
+                    ("coverage_90", "coverage_90"),
+                ):
+                    value = float(row[col])
+                    if math.isfinite(value):
+                        metrics[_metric_key(target, str(model), name)] = value
+            metrics[_metric_key(target, "champion", "mase")] = choice.mase
+            mlflow.log_metrics(metrics)
+            plotted = [
+                choice.model,
+                *(m for m in ("seasonal_naive_day",) if m != choice.model and m in model_names),
+            ]
+            png = forecast_vs_actual(
+                frames[target],
+                results[target].forecasts,
+                target=target,
+                models=plotted,
+                path=Path(tmp) / f"forecast_vs_actual_{target}.png",
+            )
+            mlflow.log_artifact(str(png), artifact_path="plots")
+            n_series = int(frames[target][SERIES].nunique())
+            reports[target] = TargetReport(
+                target=target,
+                summary=summary,
+                champion=choice,
+                n_series=n_series,
+                plot=Path(run.info.artifact_uri.removeprefix("file://")) / "plots" / png.name,
+            )
+            summary_json[target] = {
+                "champion": choice.model,
+                "reason": choice.reason,
+                "n_series": n_series,
+                "models": {
+                    str(m): {
+                        k: _finite(row[k])
+                        for k in ("mase_mean", "pinball_mean", "coverage_90", "fit_s")
+                        if k in row
+                    }
+                    for m, row in summary.iterrows()
+                },
+            }
+        mlflow.log_metric(SCORE_NAME, score)
+        tick("registering replicast-load")
+        gate = register_with_gate(
+            name=LOAD_MODEL,
+            python_model=python_model,
+            input_example=example,
+            score=score,
+            score_name=SCORE_NAME,
+            tags={f"champion.{t}": c.model for t, c in choices.items()},
+        )
+        mlflow.set_tags({"model_version": gate.version, "alias": gate.alias})
+        mlflow.log_dict(
+            {
+                "targets": summary_json,
+                "score": score,
+                "score_name": SCORE_NAME,
+                "model_version": gate.version,
+                "alias": gate.alias,
+                "previous_version": gate.previous_version,
+                "previous_score": gate.previous_score,
+                "data_start": data_start.isoformat(),
+                "data_end": data_end.isoformat(),
+                "folds": folds,
+            },
+            "summary.json",
+        )
+        run_id = run.info.run_id
+    return TrainReport(
+        run_id=run_id,
+        targets=reports,
+        gate=gate,
+        score=score,
+        data_start=data_start,
+        data_end=data_end,
+        seconds=time.perf_counter() - started,
+        models=model_names,
+        folds=folds,
+    )
+
+
+def _finite(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
