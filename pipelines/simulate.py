@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy.signal import lfilter
 
 from forecasting.errors import ConfigError
+from forecasting.lake import write_parquet_atomic
 from forecasting.schemas import NODE_METRICS, SEGMENT_ACCESS
 from forecasting.settings import Cluster, Fleet, NodeType, Region
 
@@ -141,6 +144,47 @@ def simulate_fleet(
     Raises:
         ConfigError: a non-positive ``days``, ``nodes_per_region`` or ``segments_per_cluster``.
     """
+    nodes, segments = [], []
+    for part in iter_clusters(
+        fleet,
+        start=start,
+        days=days,
+        seed=seed,
+        nodes_per_region=nodes_per_region,
+        segments_per_cluster=segments_per_cluster,
+    ):
+        nodes.append(part.node_metrics)
+        segments.append(part.segment_access)
+        if progress is not None:
+            progress(str(part.node_metrics["cluster"].iat[0]))
+    node_metrics = pd.concat(nodes, ignore_index=True)
+    segment_access = pd.concat(segments, ignore_index=True)
+    log.info(
+        "simulated %d clusters, %d days: %d node rows, %d segment rows",
+        len(fleet.clusters),
+        days,
+        len(node_metrics),
+        len(segment_access),
+    )
+    return SimulatedFleet(node_metrics=node_metrics, segment_access=segment_access)
+
+
+def iter_clusters(
+    fleet: Fleet,
+    *,
+    start: str | date | datetime | pd.Timestamp,
+    days: int,
+    seed: int,
+    nodes_per_region: int = 3,
+    segments_per_cluster: int = 24,
+) -> Iterator[SimulatedFleet]:
+    """Like :func:`simulate_fleet`, one cluster at a time (in fleet order), for big fleets.
+
+    Concatenating what this yields gives exactly the frames of :func:`simulate_fleet`.
+
+    Raises:
+        ConfigError: a non-positive ``days``, ``nodes_per_region`` or ``segments_per_cluster``.
+    """
     for name, value in (
         ("days", days),
         ("nodes_per_region", nodes_per_region),
@@ -151,24 +195,14 @@ def simulate_fleet(
     t0 = _utc_day(start)
     clock = _Clock.build(fleet, t0, days)
     node_type = _reference_node_type(fleet)
-    nodes, segments = [], []
     for cluster in fleet.clusters:
         rng = np.random.default_rng([seed, zlib.crc32(cluster.name.encode())])
         load = _cluster_load(cluster, fleet, clock, rng)
-        nodes.append(_node_frame(cluster, fleet, clock, load, node_type, nodes_per_region, rng))
-        segments.append(_segment_frame(cluster, clock, load, segments_per_cluster, rng))
-        if progress is not None:
-            progress(cluster.name)
-    node_metrics = pd.concat(nodes, ignore_index=True)[NODE_METRICS.names]
-    segment_access = pd.concat(segments, ignore_index=True)[SEGMENT_ACCESS.names]
-    log.info(
-        "simulated %d clusters, %d days: %d node rows, %d segment rows",
-        len(fleet.clusters),
-        days,
-        len(node_metrics),
-        len(segment_access),
-    )
-    return SimulatedFleet(node_metrics=node_metrics, segment_access=segment_access)
+        nodes = _node_frame(cluster, fleet, clock, load, node_type, nodes_per_region, rng)
+        segments = _segment_frame(cluster, clock, load, segments_per_cluster, rng)
+        yield SimulatedFleet(
+            node_metrics=nodes[NODE_METRICS.names], segment_access=segments[SEGMENT_ACCESS.names]
+        )
 
 
 # --------------------------------------------------------------------------- time axes
@@ -595,4 +629,95 @@ def _catalog(
         row_bytes=np.concatenate(row_bytes),
         base_size=np.concatenate(base_size),
         scan=np.vstack(scan),
+    )
+
+
+# --------------------------------------------------------------------------- files
+
+NODE_FILE = "node_metrics.parquet"
+SEGMENT_FILE = "segment_access.parquet"
+
+
+@dataclass(frozen=True)
+class SimulationSummary:
+    """What :func:`write_simulation` wrote, for reports."""
+
+    paths: dict[str, Path]  # dataset -> file
+    rows: dict[str, int]
+    series: dict[str, int]  # nodes / (cluster, segment) pairs
+    span: dict[str, tuple[pd.Timestamp, pd.Timestamp]]
+    clusters: int
+    load: pd.DataFrame  # cluster, region, nodes, qps_median, qps_peak, cpu_peak
+
+
+def write_simulation(
+    parts: Iterable[SimulatedFleet], out: Path, *, progress: ProgressFn | None = None
+) -> SimulationSummary:
+    """Write simulated clusters to ``out/node_metrics.parquet`` and ``out/segment_access.parquet``.
+
+    Each part (e.g. from :func:`iter_clusters`) is turned into Arrow as it arrives, so
+    peak memory stays near the size of the Arrow data; both files are written atomically
+    (temp file, fsync, rename) once everything is generated.
+
+    Args:
+        parts: simulated clusters; a single :class:`SimulatedFleet` works too (``[fleet]``).
+        out: directory, created if missing.
+        progress: called with the cluster name after each part.
+    """
+    tables: dict[str, list[pa.Table]] = {"node_metrics": [], "segment_access": []}
+    series = {"node_metrics": 0, "segment_access": 0}
+    span: dict[str, tuple[pd.Timestamp, pd.Timestamp]] = {}
+    loads, clusters = [], set()
+    for part in parts:
+        for name, frame in (
+            ("node_metrics", part.node_metrics),
+            ("segment_access", part.segment_access),
+        ):
+            if frame.empty:
+                continue
+            schema = tables[name][0].schema if tables[name] else None
+            tables[name].append(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+            lo, hi = frame["ts"].min(), frame["ts"].max()
+            old = span.get(name, (lo, hi))
+            span[name] = (min(old[0], lo), max(old[1], hi))
+            clusters.update(frame["cluster"].unique())
+        nm, sa = part.node_metrics, part.segment_access
+        series["node_metrics"] += len(nm[["cluster", "region", "node"]].drop_duplicates())
+        series["segment_access"] += len(sa[["cluster", "segment"]].drop_duplicates())
+        loads.append(_load_stats(nm))
+        if progress is not None and not nm.empty:
+            progress(str(nm["cluster"].iat[0]))
+    paths = {"node_metrics": out / NODE_FILE, "segment_access": out / SEGMENT_FILE}
+    rows = {}
+    for name, path in paths.items():
+        if not tables[name]:
+            raise ConfigError(f"{name}: nothing was simulated; the fleet has no clusters")
+        table = pa.concat_tables(tables[name])
+        rows[name] = table.num_rows
+        write_parquet_atomic(table, path)
+    return SimulationSummary(
+        paths=paths,
+        rows=rows,
+        series=series,
+        span=span,
+        clusters=len(clusters),
+        load=pd.concat(loads, ignore_index=True),
+    )
+
+
+def _load_stats(nm: pd.DataFrame) -> pd.DataFrame:
+    per_ts = (
+        nm.assign(qps=nm["qps_read"] + nm["qps_write"])
+        .groupby(["cluster", "region", "ts"], sort=True)
+        .agg(qps=("qps", "sum"), cpu=("cpu_util", "mean"), nodes=("node", "nunique"))
+    )
+    return (
+        per_ts.groupby(level=["cluster", "region"])
+        .agg(
+            nodes=("nodes", "max"),
+            qps_median=("qps", "median"),
+            qps_peak=("qps", "max"),
+            cpu_peak=("cpu", "max"),
+        )
+        .reset_index()
     )

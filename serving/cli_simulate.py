@@ -5,22 +5,27 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-import pyarrow as pa
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from forecasting.errors import ConfigError
-from forecasting.lake import write_parquet_atomic
 from forecasting.settings import Fleet, get_settings
-from pipelines.simulate import SAMPLE, SimulatedFleet, scale_fleet, simulate_fleet
+from pipelines.simulate import (
+    NODE_FILE,
+    SAMPLE,
+    SEGMENT_FILE,
+    SimulationSummary,
+    iter_clusters,
+    scale_fleet,
+    write_simulation,
+)
 from serving.cli_errors import handle_errors
 
 console = Console()
 
-NODE_FILE = "node_metrics.parquet"
-SEGMENT_FILE = "segment_access.parquet"
+__all__ = ["NODE_FILE", "SEGMENT_FILE", "register", "simulate"]
 
 
 def simulate(
@@ -90,82 +95,58 @@ def simulate(
         transient=True,
     ) as bar:
         task = bar.add_task("clusters", total=len(fleet.clusters))
-        result = simulate_fleet(
+        parts = iter_clusters(
             fleet,
             start=start or SAMPLE.start,
             days=_or(days, SAMPLE.days),
             seed=_or(seed, SAMPLE.seed),
             nodes_per_region=_or(nodes_per_region, SAMPLE.nodes_per_region),
             segments_per_cluster=_or(segments_per_cluster, SAMPLE.segments_per_cluster),
-            progress=lambda name: bar.update(task, advance=1, description=name),
         )
-        bar.update(task, description="writing Parquet")
-        paths = write_fleet(result, out)
-    console.print(_summary(result, paths))
-    console.print(_load_table(result))
-    console.print(f"wrote {', '.join(str(p) for p in paths.values())}", highlight=False)
+        summary = write_simulation(
+            parts, out, progress=lambda name: bar.update(task, advance=1, description=name)
+        )
+    console.print(_files_table(summary))
+    console.print(_load_table(summary))
+    console.print(f"wrote {', '.join(str(p) for p in summary.paths.values())}", highlight=False)
 
 
 def _or(value: int | None, default: int) -> int:
     return default if value is None else value
 
 
-def write_fleet(result: SimulatedFleet, out: Path) -> dict[str, Path]:
-    """Write both frames to ``out`` atomically; returns dataset name -> file."""
-    paths = {"node_metrics": out / NODE_FILE, "segment_access": out / SEGMENT_FILE}
-    frames = {"node_metrics": result.node_metrics, "segment_access": result.segment_access}
-    for name, path in paths.items():
-        write_parquet_atomic(pa.Table.from_pandas(frames[name], preserve_index=False), path)
-    return paths
-
-
-def _summary(result: SimulatedFleet, paths: dict[str, Path]) -> Table:
-    nm, sa = result.node_metrics, result.segment_access
-    table = Table(title="simulated fleet")
-    for column in ("dataset", "rows", "clusters", "series", "from (UTC)", "to (UTC)", "MB"):
+def _files_table(summary: SimulationSummary) -> Table:
+    table = Table(title=f"simulated fleet: {summary.clusters} clusters")
+    for column in ("dataset", "rows", "series", "from (UTC)", "to (UTC)", "MB"):
         table.add_column(column, justify="right" if column in {"rows", "series", "MB"} else "left")
-    series = {
-        "node_metrics": len(nm[["cluster", "region", "node"]].drop_duplicates()),
-        "segment_access": len(sa[["cluster", "segment"]].drop_duplicates()),
-    }
-    for name, frame in (("node_metrics", nm), ("segment_access", sa)):
+    for name, path in summary.paths.items():
+        first, last = summary.span[name]
         table.add_row(
             name,
-            f"{len(frame):,}",
-            str(frame["cluster"].nunique()),
-            f"{series[name]:,}",
-            f"{frame['ts'].min():%Y-%m-%d %H:%M}",
-            f"{frame['ts'].max():%Y-%m-%d %H:%M}",
-            f"{paths[name].stat().st_size / 1e6:.2f}",
+            f"{summary.rows[name]:,}",
+            f"{summary.series[name]:,}",
+            f"{first:%Y-%m-%d %H:%M}",
+            f"{last:%Y-%m-%d %H:%M}",
+            f"{path.stat().st_size / 1e6:.2f}",
         )
     return table
 
 
-def _load_table(result: SimulatedFleet, limit: int = 12) -> Table:
+def _load_table(summary: SimulationSummary, limit: int = 12) -> Table:
     """Per cluster and region: nodes, median and peak qps_total, peak mean CPU."""
-    nm = result.node_metrics
-    per_ts = (
-        nm.assign(qps=nm["qps_read"] + nm["qps_write"])
-        .groupby(["cluster", "region", "ts"], sort=True)
-        .agg(qps=("qps", "sum"), cpu=("cpu_util", "mean"), nodes=("node", "nunique"))
-    )
-    stats = per_ts.groupby(level=["cluster", "region"]).agg(
-        nodes=("nodes", "max"),
-        qps_median=("qps", "median"),
-        qps_peak=("qps", "max"),
-        cpu_peak=("cpu", "max"),
-    )
-    table = Table(title=f"load per cluster and region (first {limit})")
+    stats = summary.load
+    shown = f" (first {limit} of {len(stats)})" if len(stats) > limit else ""
+    table = Table(title=f"load per cluster and region{shown}")
     for column in ("cluster", "region", "nodes", "qps median", "qps peak", "cpu peak"):
         table.add_column(column, justify="left" if column in {"cluster", "region"} else "right")
-    for (cluster, region), row in stats.head(limit).iterrows():
+    for row in stats.head(limit).itertuples():
         table.add_row(
-            cluster,
-            region,
-            str(int(row["nodes"])),
-            f"{row['qps_median']:,.0f}",
-            f"{row['qps_peak']:,.0f}",
-            f"{row['cpu_peak']:.2f}",
+            row.cluster,
+            row.region,
+            str(int(row.nodes)),
+            f"{row.qps_median:,.0f}",
+            f"{row.qps_peak:,.0f}",
+            f"{row.cpu_peak:.2f}",
         )
     return table
 

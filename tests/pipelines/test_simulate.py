@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -13,7 +14,13 @@ from forecasting.errors import ConfigError
 from forecasting.lake import read_parquet_verified
 from forecasting.schemas import NODE_METRICS, SEGMENT_ACCESS, Schema
 from forecasting.settings import Fleet
-from pipelines.simulate import SimulatedFleet, scale_fleet, simulate_fleet
+from pipelines.simulate import (
+    SimulatedFleet,
+    iter_clusters,
+    scale_fleet,
+    simulate_fleet,
+    write_simulation,
+)
 from tests.conftest import SAMPLE_DIR
 
 START = "2026-09-24"  # spans cn-north's golden week (1-7 Oct)
@@ -80,6 +87,23 @@ def test_adding_clusters_keeps_the_existing_clusters_data(sim: SimulatedFleet) -
     orders = bigger.node_metrics[bigger.node_metrics["cluster"] == "orders"].reset_index(drop=True)
     expected = sim.node_metrics[sim.node_metrics["cluster"] == "orders"].reset_index(drop=True)
     pd.testing.assert_frame_equal(orders, expected)
+
+
+def test_writing_cluster_by_cluster_gives_the_same_data(
+    sim: SimulatedFleet, tmp_path: Path
+) -> None:
+    parts = iter_clusters(
+        Fleet(), start=START, days=DAYS, seed=11, nodes_per_region=2, segments_per_cluster=16
+    )
+    summary = write_simulation(parts, tmp_path / "out")
+    nodes = read_parquet_verified(summary.paths["node_metrics"])
+    segments = read_parquet_verified(summary.paths["segment_access"])
+    pd.testing.assert_frame_equal(nodes, sim.node_metrics)
+    pd.testing.assert_frame_equal(segments, sim.segment_access)
+    assert summary.rows == {"node_metrics": len(nodes), "segment_access": len(segments)}
+    assert summary.clusters == 3
+    assert set(summary.load["region"]) == {"us-east", "eu-west", "cn-north"}
+    assert not list((tmp_path / "out").glob(".*"))  # no temp files left
 
 
 def test_frames_match_the_dataset_schemas(sim: SimulatedFleet) -> None:
