@@ -26,7 +26,9 @@ from serving.logs import configure_logging
 from serving.metrics import ServiceMetrics
 from serving.middleware import RequestContextMiddleware
 from serving.model_cache import Loader, ModelCache, VersionProbe, registry_loader, registry_probe
-from serving.routes import admin, forecast, health
+from serving.priority_view import PriorityQueueView
+from serving.routes import admin, forecast, health, priorities, sizing, sync
+from serving.sync_runs import SyncRunManager
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ def create_app(
         configure_logging(os.environ.get("REPLICAST_LOG_LEVEL", "INFO"))
     metrics = ServiceMetrics()
     cache = ModelCache(settings, metrics, loader=loader, probe=probe)
+    sync_runs = SyncRunManager(settings, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,6 +91,7 @@ def create_app(
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
+            await asyncio.to_thread(sync_runs.shutdown)
 
     app = FastAPI(
         title="replicast",
@@ -99,11 +103,16 @@ def create_app(
     app.state.metrics = metrics
     app.state.model_cache = cache
     app.state.lake = Lake(settings.lake_dir)
+    app.state.priority_view = PriorityQueueView(app.state.lake)
+    app.state.sync_runs = sync_runs
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.include_router(health.router)
     app.include_router(forecast.router)
+    app.include_router(sizing.router)
+    app.include_router(priorities.router)
     if mutating_routes_enabled(settings):
+        app.include_router(sync.router)
         app.include_router(admin.router)
     else:
         logger.warning(

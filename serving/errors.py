@@ -26,6 +26,7 @@ from forecasting.errors import (
     SourceError,
     UnknownKeyError,
 )
+from serving.sync_runs import RunConflictError
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ STATUS_CODES: tuple[tuple[type[ReplicastError], int], ...] = (
     (ModelNotFoundError, 503),
     (NotFittedError, 503),
     (SourceError, 502),
+    (RunConflictError, 409),
 )
 
 

@@ -170,3 +170,175 @@ class ForecastResponse(BaseModel):
             ]
         },
     )
+
+
+# -- sizing ---------------------------------------------------------------------
+class SizingRequest(_Strict):
+    """Plan nodes per cluster and region from the champion's forecasts."""
+
+    clusters: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="clusters to plan (default: every cluster of the fleet)",
+    )
+    horizon: int | None = Field(
+        default=None, ge=1, le=1000, description="steps ahead; default: the trained horizon"
+    )
+    risk: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="forecast quantile to size on (default settings sizing.risk_quantile)",
+    )
+    target_util: float | None = Field(
+        default=None, gt=0, le=1, description="utilisation to plan for (default from settings)"
+    )
+    node_types: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="node types allowed (default: every type of the fleet)",
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "clusters": ["orders"],
+                    "horizon": 24,
+                    "risk": 0.9,
+                    "target_util": 0.7,
+                    "node_types": ["db.medium", "db.large"],
+                }
+            ]
+        },
+    )
+
+
+class PlanRow(BaseModel):
+    ts: datetime
+    cluster: str
+    region: str
+    step: int
+    node_type: str
+    nodes: int
+    capacity_qps: float
+    forecast_q: float | None
+    quantile: float
+    cost_per_hour: float
+    reason: str
+    link_saturated: bool
+
+
+class SizingResponse(BaseModel):
+    model: str
+    model_version: str
+    origin: datetime = Field(description="the last observed hour the plan starts after")
+    risk: float
+    target_util: float
+    total_cost: float = Field(description="sum of cost_per_hour over every row")
+    rows: list[PlanRow]
+
+
+# -- priorities -----------------------------------------------------------------
+class PriorityItem(BaseModel):
+    rank: int = Field(description="1 = copy first")
+    segment: str
+    replica: str
+    weight: float | None = Field(description="predicted read rate")
+    cost_s: float | None = Field(description="seconds to send over the link")
+    score: float | None
+    waited_s: float | None
+
+
+class PrioritiesResponse(BaseModel):
+    cluster: str
+    replica: str | None
+    origin: datetime | None = Field(description="when the queue was computed (null: never)")
+    items: list[PriorityItem]
+
+
+# -- sync runs ------------------------------------------------------------------
+class SyncRunRequest(_Strict):
+    """What to replicate, and under which budgets."""
+
+    source: str = Field(min_length=1, max_length=4096, description="local source root")
+    target: str = Field(
+        min_length=1, max_length=4096, description="local directory, or host:path with rsync"
+    )
+    transport: Literal["delta", "rsync"] = "delta"
+    order: Literal["priority", "alpha"] = "priority"
+    cluster: str | None = Field(default=None, pattern=_NAME)
+    replica: str | None = Field(default=None, pattern=_NAME)
+    segment_pattern: str | None = Field(default=None, min_length=1, max_length=200)
+    budget_bytes: int | None = Field(default=None, ge=1, le=2**62)
+    budget_seconds: float | None = Field(default=None, gt=0, le=7 * 86400)
+    bwlimit: float | None = Field(default=None, gt=0, le=1e12, description="bytes/s")
+    checksum: bool = False
+    delete: bool = Field(default=False, description="remove target files absent from source")
+    dry_run: bool = False
+    whole_file: bool | None = None
+    concurrency: int | None = Field(default=None, ge=1, le=64)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "source": "/srv/orders/segments",
+                    "target": "/replicas/cn-north/orders",
+                    "cluster": "orders",
+                    "replica": "cn-north",
+                    "budget_seconds": 600,
+                    "bwlimit": 40000000,
+                }
+            ]
+        },
+    )
+
+
+class SyncProgressView(BaseModel):
+    bytes_total: int
+    bytes_done: int
+    bytes_sent: int
+    files_total: int
+    files_done: int
+    segments_total: int
+    segments_done: int
+    current_segments: list[str]
+    elapsed_s: float
+
+
+class SyncResultView(BaseModel):
+    bytes_read: int
+    bytes_sent: int
+    bytes_written: int
+    files_copied: int
+    files_skipped: int
+    segments_copied: int
+    segments_skipped: int
+    segments_failed: int
+    segments_pending: int
+    seconds: float
+    stop_reason: str | None
+
+
+class SyncRunStatus(BaseModel):
+    run_id: str
+    state: str = Field(
+        description="queued, running, cancelling, then finished, partial, failed, "
+        "cancelled or dry-run"
+    )
+    source: str
+    target: str
+    transport: str
+    order: str
+    created: datetime
+    finished: datetime | None
+    executor_run_id: str | None
+    progress: SyncProgressView | None
+    result: SyncResultView | None
+    errors: list[str]
+    warnings: list[str]

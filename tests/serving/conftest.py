@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from forecasting.lake import Lake
-from forecasting.settings import Settings
+from forecasting.settings import Cluster, Fleet, Settings
 
 TOKEN = "test-token-0123456789"
-TARGETS = ("qps_total", "cpu_util")
+TARGETS = ("qps_total", "cpu_util", "repl_bytes")
 QUANTILES = (0.5, 0.9)
 HORIZON = 24
 
@@ -57,26 +57,30 @@ class Registry:
         return gate.version
 
 
+def small_fleet() -> Fleet:
+    """One cluster in two regions: small enough to simulate and train in seconds."""
+    return Fleet(
+        clusters=[Cluster(name="orders", primary_region="us-east", regions=["us-east", "eu-west"])]
+    )
+
+
 def make_settings(root: Path, **serve: object) -> Settings:
     return Settings(
         data_dir=root / "var",
         mlflow_tracking_uri=f"sqlite:///{root / 'var' / 'mlflow.db'}",
+        fleet=small_fleet(),
         serve={"refresh_seconds": 3600, "api_token": TOKEN, **serve},
     )
 
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    from forecasting.settings import Cluster, Fleet
     from pipelines.load_series import read_series
     from pipelines.simulate import simulate_fleet
 
     root = tmp_path_factory.mktemp("registry")
     settings = make_settings(root)
-    fleet = Fleet(
-        clusters=[Cluster(name="orders", primary_region="us-east", regions=["us-east", "eu-west"])]
-    )
-    sim = simulate_fleet(fleet, start="2026-10-01", days=10, seed=7, nodes_per_region=1)
+    sim = simulate_fleet(settings.fleet, start="2026-10-01", days=10, seed=7, nodes_per_region=1)
     lake = Lake(settings.lake_dir)
     lake.write("node_metrics", sim.node_metrics)
     history = read_series(lake, list(TARGETS))

@@ -1,0 +1,29 @@
+"""POST /v1/sizing — node plans per cluster/region from the champion's forecasts."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+
+from serving.deps import ModelDep, SettingsDep
+from serving.schemas import SizingRequest, SizingResponse
+from serving.sizing_service import plan
+
+router = APIRouter(prefix="/v1", tags=["decisions"])
+
+
+@router.post(
+    "/sizing",
+    response_model=SizingResponse,
+    summary="Nodes of which type each region needs over the horizon, with reasons and cost",
+    responses={
+        404: {"description": "unknown cluster, node type, or a series without history"},
+        422: {"description": "invalid request: the body names the field and the reason"},
+        503: {"description": "no champion model loaded yet"},
+    },
+)
+async def sizing(body: SizingRequest, model: ModelDep, settings: SettingsDep) -> SizingResponse:
+    """Forecast every region of the clusters and size it (runs off the event loop)."""
+    payload = await asyncio.to_thread(plan, model, settings, body)
+    return SizingResponse.model_validate(payload)

@@ -1,0 +1,88 @@
+"""Sync runs: start (202 + id), status, cancel. Starting and cancelling need the token."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response, status
+
+from serving.deps import TokenRequired
+from serving.schemas import SyncRunRequest, SyncRunStatus
+from serving.sync_runs import SyncRunManager
+
+router = APIRouter(prefix="/v1/sync", tags=["sync"])
+
+RunId = Annotated[str, Path(pattern=r"^[0-9a-f]{1,64}$", description="the run id")]
+
+
+async def _manager(request: Request) -> SyncRunManager:
+    return request.app.state.sync_runs
+
+
+ManagerDep = Annotated[SyncRunManager, Depends(_manager)]
+_AUTH = {401: {"description": "missing or wrong bearer token"}}
+
+
+def _to_request(body: SyncRunRequest):  # -> replication.request.SyncRequest
+    from pathlib import Path as FsPath
+
+    from replication.request import SyncRequest
+
+    return SyncRequest(
+        source=FsPath(body.source),
+        target=body.target,
+        transport=body.transport,
+        order=body.order,
+        cluster=body.cluster,
+        replica=body.replica,
+        segment_pattern=body.segment_pattern,
+        budget_bytes=body.budget_bytes,
+        budget_seconds=body.budget_seconds,
+        bwlimit=body.bwlimit,
+        checksum=body.checksum,
+        delete=body.delete,
+        dry_run=body.dry_run,
+        whole_file=body.whole_file,
+        concurrency=body.concurrency,
+    )
+
+
+@router.post(
+    "/runs",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SyncRunStatus,
+    dependencies=[TokenRequired],
+    summary="Start a sync run in the background",
+    responses={
+        **_AUTH,
+        409: {"description": "a run on the same target is active"},
+        422: {"description": "invalid request or paths outside serve.sync_roots"},
+    },
+)
+async def start_run(body: SyncRunRequest, manager: ManagerDep, response: Response) -> SyncRunStatus:
+    """Returns at once with the run id; poll ``GET /v1/sync/runs/{id}``."""
+    run = manager.start(_to_request(body))
+    response.headers["Location"] = f"/v1/sync/runs/{run.run_id}"
+    return SyncRunStatus.model_validate(manager.describe(run))
+
+
+@router.get(
+    "/runs/{run_id}",
+    response_model=SyncRunStatus,
+    summary="State, progress, bytes and errors of a sync run",
+    responses={404: {"description": "unknown run"}},
+)
+async def get_run(run_id: RunId, manager: ManagerDep) -> SyncRunStatus:
+    return SyncRunStatus.model_validate(manager.describe(manager.get(run_id)))
+
+
+@router.delete(
+    "/runs/{run_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SyncRunStatus,
+    dependencies=[TokenRequired],
+    summary="Cancel a sync run (files in flight stay old; the journal resumes next time)",
+    responses={**_AUTH, 404: {"description": "unknown run"}},
+)
+async def cancel_run(run_id: RunId, manager: ManagerDep) -> SyncRunStatus:
+    return SyncRunStatus.model_validate(manager.describe(manager.cancel(run_id)))
