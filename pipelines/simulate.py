@@ -474,7 +474,8 @@ class _Segments:
     born: np.ndarray  # (n_seg,) first 15-min step the segment exists (may be < 0)
     dies: np.ndarray  # (n_seg,) first 15-min step it no longer exists
     weight: np.ndarray  # (n_seg, n15) read popularity
-    write_share: np.ndarray  # (n_seg, n15) share of the cluster's writes
+    write_share: np.ndarray  # (n_seg, n15) share of the cluster's appends (partitions)
+    write_per_read: np.ndarray  # (n_seg,) updates per read (unpartitioned shards)
     row_bytes: np.ndarray  # (n_seg,)
     base_size: np.ndarray  # (n_seg,)
     scan: np.ndarray  # (n_seg, n15) batch-scan reads per interval
@@ -500,11 +501,13 @@ def _segment_frame(
     alive = (steps >= segs.born[:, None]) & (steps < segs.dies[:, None])
     weight = np.where(alive, segs.weight, 0.0)
     share = weight / weight.sum(axis=0, keepdims=True)
-    mean_reads = demand * share * 900.0 * _SEGMENT_HIT + segs.scan
-    reads = rng.poisson(mean_reads * rng.lognormal(0.0, 0.12, size=mean_reads.shape))
+    online = demand * share * 900.0 * _SEGMENT_HIT * rng.lognormal(0.0, 0.12, size=share.shape)
+    reads = rng.poisson(online + segs.scan)
+    # Partitions take the cluster's appends; shards are updated in proportion to their reads.
     write_share = np.where(alive, segs.write_share, 0.0)
     write_share /= np.maximum(write_share.sum(axis=0, keepdims=True), 1e-12)
-    mean_writes = write_share * writes15[None, :] * 900.0 * 0.5
+    appends = write_share * writes15[None, :] * 900.0 * 0.5
+    mean_writes = appends + online * segs.write_per_read[:, None] * load.write_ratio
     writes = rng.poisson(mean_writes * rng.lognormal(0.0, 0.1, size=mean_writes.shape))
     changed = writes * segs.row_bytes[:, None] * rng.lognormal(0.0, 0.2, size=writes.shape)
     size = segs.base_size[:, None] + np.cumsum(changed * 0.8, axis=1)
@@ -545,6 +548,7 @@ def _catalog(
 
     names: list[np.ndarray] = []
     born, dies, weight, wshare, row_bytes, base_size, scan = [], [], [], [], [], [], []
+    per_read: list[np.ndarray] = []
     # Zipf-like table popularity in a random order (rank 1 = most read).
     static_tables = rng.choice(
         _STATIC_TABLES, size=min(n_static, len(_STATIC_TABLES)), replace=False
@@ -573,6 +577,7 @@ def _catalog(
             pop * np.where(age < 1.0, fill, 1.0) * np.exp(-np.maximum(age, 0.0) / 1.2) + pop * 2e-3
         )
         wshare.append(np.where(age < 1.0, 1.0, 0.03 * np.exp(-(age - 1.0) * 3.0)) * pop)
+        per_read.append(np.zeros(len(days_idx)))
         rb = rng.uniform(150.0, 600.0)
         row_bytes.append(np.full(len(days_idx), rb))
         base_size.append(np.where(days_idx < 0, rng.uniform(2e9, 8e9, len(days_idx)), 4e6))
@@ -596,6 +601,7 @@ def _catalog(
         pop = next(table_pop)
         weight.append(pop * np.exp(-np.maximum(age, 0.0) / 1.0) + pop * 5e-3)
         wshare.append(np.where(age < 1.0, 1.0, 0.01) * pop)
+        per_read.append(np.zeros(len(weeks)))
         row_bytes.append(np.full(len(weeks), rng.uniform(300.0, 1500.0)))
         base_size.append(np.where(week_day < 0, rng.uniform(5e9, 2e10, len(weeks)), 4e6))
         scan.append(np.broadcast_to(sunday * rng.uniform(0.03, 0.08) * volume, (len(weeks), n15)))
@@ -615,7 +621,8 @@ def _catalog(
         born.append(np.array([-1]))
         dies.append(np.array([n15 + 1]))
         weight.append(pop * np.exp(drift15[i : i + 1]) * hotspot[i : i + 1])
-        wshare.append(np.full((1, n15), pop * rng.uniform(0.02, 0.3)))
+        wshare.append(np.zeros((1, n15)))
+        per_read.append(np.array([rng.uniform(0.1, 2.0)]))
         row_bytes.append(np.array([rng.uniform(200.0, 2000.0)]))
         base_size.append(np.array([rng.uniform(1e9, 5e10)]))
         scan.append(np.zeros((1, n15)))
@@ -626,6 +633,7 @@ def _catalog(
         dies=np.concatenate(dies),
         weight=np.vstack(weight),
         write_share=np.vstack(wshare),
+        write_per_read=np.concatenate(per_read),
         row_bytes=np.concatenate(row_bytes),
         base_size=np.concatenate(base_size),
         scan=np.vstack(scan),

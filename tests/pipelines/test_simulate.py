@@ -238,6 +238,14 @@ def test_newest_daily_partition_is_hotter_than_older_ones(sim: SimulatedFleet) -
     assert newest["size_bytes"].iloc[-1] > newest["size_bytes"].iloc[0]
 
 
+def test_shard_writes_follow_their_reads(sim: SimulatedFleet) -> None:
+    sa = sim.segment_access
+    shards = sa[sa["segment"].str.contains(r"/s\d{2}$")]
+    assert not shards.empty
+    corr = shards.groupby(["cluster", "segment"])[["reads", "writes"]].corr()
+    assert corr.xs("reads", level=2)["writes"].median() > 0.7
+
+
 def test_new_partitions_appear_every_day(sim: SimulatedFleet) -> None:
     sa = sim.segment_access
     first_seen = sa.groupby(["cluster", "segment"])["ts"].min()
