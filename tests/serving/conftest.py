@@ -29,6 +29,12 @@ class Registry:
     settings: Settings
     lake: Lake
     history: dict  # target -> long frame series_id, ts, y
+    best_score: float = float("inf")
+
+    def register_better(self) -> str:
+        """Register a version that beats the current champion (so it takes the alias)."""
+        score = 1.0 if self.best_score == float("inf") else self.best_score / 2
+        return self.register(score)
 
     def register(self, score: float) -> str:
         """Register a new version with ``score`` (lower wins the champion alias)."""
@@ -54,6 +60,7 @@ class Registry:
                 score=score,
                 score_name="mase_mean",
             )
+        self.best_score = min(self.best_score, score)
         return gate.version
 
 
@@ -85,5 +92,5 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     lake.write("node_metrics", sim.node_metrics)
     history = read_series(lake, list(TARGETS))
     reg = Registry(settings=settings, lake=lake, history=history)
-    reg.register(score=1.0)
+    reg.register_better()
     yield reg

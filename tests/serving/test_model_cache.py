@@ -1,0 +1,99 @@
+"""Champion refresh: atomic swap under load, registry outage keeps serving and flips readiness."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from serving.app import create_app
+from tests.serving.conftest import TOKEN, Registry
+from tests.serving.live import live_server, ready, wait_until
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+BODY = {"target": "qps_total", "series_ids": ["orders/us-east"], "horizon": 4}
+
+
+@pytest.fixture
+def served(registry: Registry) -> Iterator[tuple[FastAPI, str]]:
+    app = create_app(registry.settings, configure_logs=False)
+    with live_server(app) as url:
+        wait_until(lambda: ready(url), timeout=60)
+        yield app, url
+
+
+def _version(base: str) -> str:
+    response = httpx.post(f"{base}/v1/forecast", json=BODY)
+    assert response.status_code == 200, response.text
+    return response.json()["model_version"]
+
+
+def test_registry_outage_keeps_serving_and_flips_readiness(
+    served: tuple[FastAPI, str], registry: Registry, tmp_path: Path
+) -> None:
+    app, base = served
+    before = _version(base)
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"this is not a sqlite database" * 100)
+    cache = app.state.model_cache
+    cache.settings = registry.settings.model_copy(
+        update={"mlflow_tracking_uri": f"sqlite:///{broken}"}
+    )
+    try:
+        reload = httpx.post(f"{base}/admin/reload", headers=AUTH, timeout=60)
+        assert reload.status_code == 503
+        assert f"still serving version {before}" in reload.json()["detail"]
+        readiness = httpx.get(f"{base}/readyz")
+        assert readiness.status_code == 503
+        assert "unreachable" in readiness.json()["reason"]
+        assert readiness.json()["registry_up"] is False
+        assert readiness.json()["model_version"] == before
+        assert _version(base) == before  # still serving the last model
+        metrics = httpx.get(f"{base}/metrics").text
+        assert "replicast_registry_up 0.0" in metrics
+        assert 'replicast_model_refreshes_total{outcome="failed"}' in metrics
+    finally:
+        cache.settings = registry.settings
+    back = httpx.post(f"{base}/admin/reload", headers=AUTH, timeout=60)
+    assert back.status_code == 200, back.text
+    assert back.json()["outcome"] == "unchanged"
+    assert httpx.get(f"{base}/readyz").status_code == 200
+
+
+def test_new_champion_swaps_under_load(served: tuple[FastAPI, str], registry: Registry) -> None:
+    app, base = served
+    before = _version(base)
+    seen: list[tuple[int, str | None]] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client() as client:
+            while not stop.is_set():
+                r = client.post(f"{base}/v1/forecast", json=BODY)
+                version = r.json().get("model_version") if r.status_code == 200 else None
+                seen.append((r.status_code, version))
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        new = registry.register_better()
+        reload = httpx.post(f"{base}/admin/reload", headers=AUTH, timeout=120)
+        assert reload.status_code == 200, reload.text
+        assert reload.json() == {"outcome": "swapped", "version": new, "previous_version": before}
+        wait_until(lambda: any(v == new for _, v in seen[-5:]), timeout=30)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert seen
+    assert all(code == 200 for code, _ in seen), {c for c, _ in seen}
+    assert {v for _, v in seen} <= {before, new}
+    assert _version(base) == new
+    metrics = httpx.get(f"{base}/metrics").text
+    assert f'replicast_model_loaded{{model="replicast-load",version="{new}"}} 1.0' in metrics
+    assert f'version="{before}"' not in metrics
