@@ -43,3 +43,7 @@ class SourceError(ReplicastError):
 
 class PathEscapeError(ReplicastError, ValueError):
     """A path resolves outside the root it must stay under."""
+
+
+class SyncError(ReplicastError):
+    """A sync could not copy a file or segment (source vanished or kept changing, target full)."""

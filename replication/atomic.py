@@ -1,0 +1,84 @@
+"""Atomic file replacement: temp file beside the target, fsync, verify, rename, fsync the directory.
+
+A kill at any moment leaves the target either old or new. Temp files a killed run
+leaves behind carry :data:`TMP_SUFFIX` and are removed by :func:`clean_stale_temps`.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+from replication.crashpoints import crash_point
+
+TMP_SUFFIX = ".replicast-tmp"
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename in it is durable (same as forecasting.lake's, no pandas)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def is_temp(name: str) -> bool:
+    """Whether a directory entry is a temp file of this module."""
+    return name.startswith(".") and name.endswith(TMP_SUFFIX)
+
+
+class AtomicWriter:
+    """A new version of ``target``: :meth:`commit` makes it visible, :meth:`abort` drops it."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}")
+        self.written = 0
+        self._fd: int | None = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+    def write(self, data: bytes | memoryview) -> None:
+        assert self._fd is not None
+        crash_point("before_write")
+        view = memoryview(data)
+        while view:
+            done = os.write(self._fd, view)
+            view = view[done:]
+            self.written += done
+
+    def commit(self, *, mode: int, atime_ns: int, mtime_ns: int) -> os.stat_result:
+        """fsync, set mode and times, rename over the target, fsync the directory.
+
+        Returns:
+            The stat of the new target (its inode is the temp file's).
+        """
+        assert self._fd is not None
+        crash_point("before_fsync")
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = None
+        os.chmod(self.tmp, mode & 0o7777)
+        os.utime(self.tmp, ns=(atime_ns, mtime_ns))
+        crash_point("before_rename")
+        os.replace(self.tmp, self.target)
+        crash_point("before_dir_fsync")
+        fsync_dir(self.target.parent)
+        return os.stat(self.target)  # after the rename: it changes ctime
+
+    def abort(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.tmp.unlink(missing_ok=True)
+
+
+def clean_stale_temps(root: Path) -> int:
+    """Remove temp files a killed run left under ``root``; returns how many."""
+    removed = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            if is_temp(name):
+                Path(dirpath, name).unlink(missing_ok=True)
+                removed += 1
+    return removed

@@ -1,0 +1,116 @@
+"""The SQLite journal of one target: which file finished in which run, from which source state.
+
+A resumed run skips a file whose source (size, mtime) and target (size, mtime, inode)
+are still what the journal recorded when it finished.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, started REAL, finished REAL, source TEXT, target TEXT,
+    transport TEXT, state TEXT
+);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, run_id TEXT, src_size INTEGER, src_mtime_ns INTEGER,
+    dst_size INTEGER, dst_mtime_ns INTEGER, dst_ino INTEGER, hash TEXT, finished REAL
+);
+"""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What the journal knows about one finished file."""
+
+    path: str
+    run_id: str
+    src_size: int
+    src_mtime_ns: int
+    dst_size: int | None
+    dst_mtime_ns: int | None
+    dst_ino: int | None
+    hash: str | None
+
+
+class Journal:
+    """One SQLite file per target (thread-safe; WAL mode)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def start_run(self, run_id: str, *, source: str, target: str, transport: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, NULL, ?, ?, ?, 'running')",
+                (run_id, time.time(), source, target, transport),
+            )
+
+    def finish_run(self, run_id: str, state: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE runs SET finished = ?, state = ? WHERE run_id = ?",
+                (time.time(), state, run_id),
+            )
+
+    def last_run(self) -> tuple[str, str] | None:
+        """(run_id, state) of the newest run, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT run_id, state FROM runs ORDER BY started DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def record(self, rec: FileRecord) -> None:
+        """Mark ``rec.path`` finished (call after the rename and the directory fsync)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    rec.path,
+                    rec.run_id,
+                    rec.src_size,
+                    rec.src_mtime_ns,
+                    rec.dst_size,
+                    rec.dst_mtime_ns,
+                    rec.dst_ino,
+                    rec.hash,
+                    time.time(),
+                ),
+            )
+
+    def get(self, path: str) -> FileRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT path, run_id, src_size, src_mtime_ns, dst_size, dst_mtime_ns, dst_ino, hash"
+                " FROM files WHERE path = ?",
+                (path,),
+            ).fetchone()
+        return None if row is None else FileRecord(*row)
+
+    def all(self) -> dict[str, FileRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT path, run_id, src_size, src_mtime_ns, dst_size, dst_mtime_ns, dst_ino, hash"
+                " FROM files"
+            ).fetchall()
+        return {row[0]: FileRecord(*row) for row in rows}
+
+    def forget(self, path: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM files WHERE path = ?", (path,))

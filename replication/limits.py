@@ -1,0 +1,151 @@
+"""Limits of a sync run: bandwidth (token bucket), byte and time budgets, concurrency per link."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+
+from forecasting.errors import ConfigError
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*?)(?:/s|ps)?\s*$")
+
+
+def parse_size(text: str | int | float, *, what: str = "size") -> int:
+    """Parse ``"40MiB"``, ``"1.5GB"``, ``"4096"`` into bytes (SI and IEC units).
+
+    Raises:
+        ConfigError: unknown unit or not a number; the message names ``what``.
+    """
+    if isinstance(text, int | float):
+        value = float(text)
+    else:
+        match = _SIZE.match(text)
+        unit = match[2].lower() if match else None
+        if not match or unit not in _UNITS:
+            raise ConfigError(
+                f"{what}: cannot parse {text!r}; use a number with an optional unit "
+                f"such as 40MiB, 500MB, 1GiB"
+            )
+        value = float(match[1]) * _UNITS[unit]
+    if value < 0:
+        raise ConfigError(f"{what}: must be >= 0, got {text!r}")
+    return int(value)
+
+
+def parse_rate(text: str | int | float) -> float:
+    """Parse a bandwidth such as ``"40MiB"`` or ``"40MiB/s"`` into bytes per second (> 0)."""
+    rate = parse_size(text, what="--bwlimit")
+    if rate <= 0:
+        raise ConfigError(f"--bwlimit: must be > 0, got {text!r}")
+    return float(rate)
+
+
+class TokenBucket:
+    """A thread-safe token bucket: ``consume(n)`` blocks until ``n`` bytes may pass.
+
+    Args:
+        rate: bytes per second.
+        burst: bucket depth in bytes (default: 50 ms of traffic, at least 64 KiB).
+        clock/sleep: injectable for tests.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = float(rate)
+        self.burst = float(burst if burst is not None else max(64 * 1024, rate * 0.05))
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = self.burst
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def consume(self, n: int, cancel: threading.Event | None = None) -> None:
+        """Take ``n`` tokens, sleeping while the bucket is in debt (may go negative)."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens -= n
+            debt = -self._tokens
+        if debt > 0:
+            wait = debt / self.rate
+            if cancel is not None:
+                cancel.wait(wait)
+            else:
+                self._sleep(wait)
+
+
+def concurrency_for(rtt_ms: float | None) -> int:
+    """Transfers to run at once on a link: 2 locally, more as round trips get longer (max 8)."""
+    if rtt_ms is None or rtt_ms < 5:
+        return 2
+    return int(min(8, 2 + rtt_ms // 50))
+
+
+class Budget:
+    """Byte and time budget plus cooperative cancel, shared by the workers of one run."""
+
+    def __init__(
+        self,
+        max_bytes: int | None = None,
+        max_seconds: float | None = None,
+        cancel: threading.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.max_seconds = max_seconds
+        self.cancel = cancel or threading.Event()
+        self._clock = clock
+        self._start = clock()
+        self._sent = 0
+        self._lock = threading.Lock()
+
+    def add_sent(self, n: int) -> None:
+        with self._lock:
+            self._sent += n
+
+    @property
+    def sent(self) -> int:
+        return self._sent
+
+    def elapsed(self) -> float:
+        return self._clock() - self._start
+
+    def stop_reason(self) -> str | None:
+        """Why no new transfer may start (cancel, byte or time budget), or None."""
+        if self.cancel.is_set():
+            return "cancelled"
+        if self.max_bytes is not None and self._sent >= self.max_bytes:
+            return f"byte budget of {self.max_bytes} bytes reached"
+        if self.max_seconds is not None and self.elapsed() >= self.max_seconds:
+            return f"time budget of {self.max_seconds:g} s reached"
+        return None
+
+    def must_abort(self) -> bool:
+        """Whether a transfer in flight must stop now (cancel or time budget; bytes finish)."""
+        if self.cancel.is_set():
+            return True
+        return self.max_seconds is not None and self.elapsed() >= self.max_seconds

@@ -1,0 +1,95 @@
+"""Paths under a root: every relative path a sync touches is resolved and checked here.
+
+A path that is absolute, contains ``..`` or resolves (through a symlink) outside
+its root is refused with :class:`forecasting.errors.PathEscapeError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from forecasting.errors import PathEscapeError
+
+_REMOTE = re.compile(r"^(?P<host>(?:[^@/:\s]+@)?[A-Za-z0-9_.\-]+|\[[0-9a-fA-F:]+\]):(?P<path>.*)$")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A sync target: a local directory, or ``host:path`` reached over ssh."""
+
+    path: str
+    host: str | None = None
+
+    @property
+    def is_remote(self) -> bool:
+        return self.host is not None
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.path}" if self.host else self.path
+
+
+def parse_endpoint(spec: str) -> Endpoint:
+    """Split ``host:path`` from a local path (a path containing ``/`` before ``:`` is local).
+
+    Args:
+        spec: ``/srv/replica``, ``./replica``, ``db2:/srv/replica`` or ``user@db2:replica``.
+    """
+    if not spec:
+        raise PathEscapeError("target: empty path; give a directory or host:path")
+    match = _REMOTE.match(spec)
+    if match and not spec.startswith(("/", "./", "../")) and not Path(spec).exists():
+        return Endpoint(path=match["path"] or ".", host=match["host"])
+    return Endpoint(path=spec)
+
+
+def check_relative(rel: str | os.PathLike[str], *, what: str = "path") -> PurePosixPath:
+    """Refuse absolute paths and ``..`` components; return the normalised relative path."""
+    text = os.fspath(rel)
+    pure = PurePosixPath(text)
+    if not text or pure.is_absolute() or text.startswith("\\"):
+        raise PathEscapeError(
+            f"{what} {text!r}: absolute or empty paths are refused; "
+            "give a path relative to the root"
+        )
+    if any(part == ".." for part in pure.parts):
+        raise PathEscapeError(f"{what} {text!r}: '..' components are refused (path escape)")
+    return pure
+
+
+def resolve_under(
+    root: str | os.PathLike[str], rel: str | os.PathLike[str], *, what: str = "path"
+) -> Path:
+    """Resolve ``rel`` under ``root``, following symlinks, and refuse anything outside ``root``.
+
+    Args:
+        root: the directory the path must stay under.
+        rel: a relative path (POSIX separators).
+        what: how to name the path in the error message (``"segment"``, ``"file"``...).
+
+    Returns:
+        The absolute path (not required to exist).
+
+    Raises:
+        PathEscapeError: ``rel`` is absolute, contains ``..``, or a symlink leads out of ``root``.
+    """
+    pure = check_relative(rel, what=what)
+    base = Path(root).resolve()
+    resolved = (base / pure).resolve()
+    if resolved != base and not resolved.is_relative_to(base):
+        raise PathEscapeError(
+            f"{what} {os.fspath(rel)!r}: resolves to {resolved}, outside the root {base} "
+            "(a symlink escapes); remove the link or sync its real directory"
+        )
+    return resolved
+
+
+def inside(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` (not following its last component) lies strictly under ``root``."""
+    base = Path(root).resolve()
+    candidate = Path(path)
+    parent = candidate.parent.resolve()
+    full = parent / candidate.name
+    return full != base and (parent == base or parent.is_relative_to(base))

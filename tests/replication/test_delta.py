@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from replication.checksum import weak_blocks, weak_rolling
+from replication.delta import (
+    Copy,
+    DeltaDecoder,
+    DeltaEncoder,
+    apply_ops,
+    literal_bytes,
+    plan_delta,
+    zstd_level_for,
+)
+from replication.signatures import signature_of_bytes
+
+
+def _data(n: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+@pytest.mark.parametrize("block", [700, 1024, 4096])
+def test_rolling_weak_matches_aligned_blocks(block: int) -> None:
+    data = _data(50_000)
+    rolling = weak_rolling(data, block)
+    aligned = weak_blocks(data, block)
+    assert len(rolling) == len(data) - block + 1
+    assert (rolling[::block][: len(aligned)] == aligned).all()
+
+
+def _roundtrip(old: bytes, new: bytes) -> tuple[list, int]:
+    sig = signature_of_bytes(old)
+    ops = plan_delta(new, sig)
+    assert apply_ops(ops, old, sig) == new
+    return ops, sig.block_size
+
+
+def test_unchanged_file_is_all_copies() -> None:
+    old = _data(300_000)
+    ops, _ = _roundtrip(old, old)
+    assert literal_bytes(ops) == 0
+    assert all(isinstance(op, Copy) for op in ops)
+
+
+def test_in_place_rewrites_send_only_the_pages() -> None:
+    old = _data(1 << 20)
+    new = bytearray(old)
+    for page in (3, 50, 90):
+        new[page * 8192 : (page + 1) * 8192] = _data(8192, seed=page)
+    ops, _ = _roundtrip(old, bytes(new))
+    assert literal_bytes(ops) == 3 * 8192
+
+
+def test_append_sends_only_the_tail() -> None:
+    old = _data(1_000_003)
+    tail = _data(50_000, seed=9)
+    ops, _ = _roundtrip(old, old + tail)
+    assert literal_bytes(ops) == len(tail)
+
+
+def test_mid_file_insert_does_not_fall_back_to_whole_file() -> None:
+    old = _data(2 << 20)
+    insert = _data(3000, seed=5)
+    new = old[:777_777] + insert + old[777_777:]
+    ops, block = _roundtrip(old, new)
+    assert literal_bytes(ops) <= len(insert) + block
+    assert literal_bytes(ops) < len(new) / 100
+
+
+def test_deletions_truncation_and_reordering() -> None:
+    old = _data(600_000)
+    new = old[300_000:] + old[:100_000] + old[100_500:250_000]
+    ops, block = _roundtrip(old, new)
+    assert literal_bytes(ops) <= 3 * block
+
+
+def test_encoder_roundtrip_and_compression() -> None:
+    old = _data(200_000)
+    new = old[:100_000] + b"abc" * 20_000 + old[100_000:]
+    sig = signature_of_bytes(old)
+    ops = plan_delta(new, sig)
+    for level in (0, 6):
+        enc, dec = DeltaEncoder(level), DeltaDecoder()
+        wire = [enc.encode(op) for op in ops]
+        assert apply_ops([dec.decode(r) for r in wire], old, sig) == new
+        size = sum(map(len, wire))
+        if level:
+            assert size < literal_bytes(ops) / 10  # the repeated insert compresses
+        else:
+            assert size >= literal_bytes(ops)
+
+
+def test_zstd_level_follows_bandwidth() -> None:
+    assert zstd_level_for(None) == 0
+    assert zstd_level_for(10e9) == 0
+    assert 0 < zstd_level_for(5e8) < zstd_level_for(40 * 1024**2) <= zstd_level_for(1e6)

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+
+from forecasting.errors import ConfigError
+from replication.limits import Budget, TokenBucket, concurrency_for, parse_rate, parse_size
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("40MiB", 40 * 1024**2), ("40MiB/s", 40 * 1024**2), ("1.5GB", 1_500_000_000), ("4096", 4096),
+     ("10k", 10_000), ("2 GiB", 2 * 1024**3)],
+)  # fmt: skip
+def test_parse_size_units(text: str, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["fast", "40XB", "-1MB", ""])
+def test_parse_size_rejects_nonsense(text: str) -> None:
+    with pytest.raises(ConfigError, match="size"):
+        parse_size(text)
+
+
+def test_parse_rate_rejects_zero() -> None:
+    with pytest.raises(ConfigError, match="--bwlimit"):
+        parse_rate("0")
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_token_bucket_enforces_the_rate() -> None:
+    clock = _Clock()
+    bucket = TokenBucket(rate=1000.0, burst=100.0, clock=clock, sleep=clock.sleep)
+    for _ in range(50):
+        bucket.consume(200)
+    # 10_000 bytes at 1000 B/s minus the 100-byte burst
+    assert clock.now == pytest.approx(9.9, rel=1e-6)
+
+
+def test_budget_reasons() -> None:
+    clock = _Clock()
+    budget = Budget(max_bytes=100, max_seconds=5, clock=clock)
+    assert budget.stop_reason() is None
+    budget.add_sent(100)
+    assert "byte budget" in (budget.stop_reason() or "")
+    assert not budget.must_abort()  # bytes in flight may finish
+    clock.now = 6
+    assert budget.must_abort()
+    budget2 = Budget()
+    budget2.cancel.set()
+    assert budget2.stop_reason() == "cancelled"
+
+
+def test_concurrency_grows_with_rtt() -> None:
+    assert concurrency_for(None) == 2
+    assert concurrency_for(1) == 2
+    assert concurrency_for(75) < concurrency_for(230) <= 8
