@@ -20,11 +20,13 @@ Contract (``notes/contracts.md``):
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import subprocess
+import warnings
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -162,6 +164,17 @@ def _run() -> Iterator[mlflow.ActiveRun]:
         yield run
 
 
+@contextmanager
+def _stderr_to_log() -> Iterator[None]:
+    """MLflow prints registration notes to stderr; route them to the log instead."""
+    buffer = io.StringIO()
+    with redirect_stderr(buffer):
+        yield
+    for line in buffer.getvalue().splitlines():
+        if line.strip():
+            logger.info("mlflow: %s", line.strip())
+
+
 def _signature(python_model: PythonModel, input_example: pd.DataFrame) -> Any:
     """Signature from the example and the model's prediction on it.
 
@@ -172,7 +185,9 @@ def _signature(python_model: PythonModel, input_example: pd.DataFrame) -> Any:
     """
     params = getattr(python_model, "default_params", None)
     output = python_model.predict(None, input_example, params=None)
-    signature = infer_signature(input_example, output, params=params)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+        signature = infer_signature(input_example, output, params=params)
     optional = set(getattr(python_model, "optional_input_columns", ()))
     tz_aware = {
         str(c)
@@ -262,7 +277,7 @@ def register_with_gate(
     client = MlflowClient()
     try:
         signature = _signature(python_model, input_example)
-        with _run() as run:
+        with _run() as run, _stderr_to_log():
             info = mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT,
                 python_model=python_model,

@@ -1,9 +1,274 @@
-"""`replicast` commands: train (placeholder until its issue lands)."""
+"""`replicast train`, `replicast forecast` and `replicast report`: the load models' job."""
 
 from __future__ import annotations
 
+import logging
+import math
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
 import typer
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from forecasting.errors import ModelNotFoundError
+from forecasting.lake import Lake
+from forecasting.settings import Settings, get_settings
+from serving.cli_errors import handle_errors
+
+MODELS_HELP = (
+    "Models to backtest (repeatable): lightgbm, prophet, seasonal_naive_day, "
+    "seasonal_naive_week, ets, ensemble. Default: forecast.models of the settings."
+)
+FOLDS_HELP = "Rolling-origin backtest folds (test windows of one horizon each). Default: settings."
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow  # noqa: F401  (configures its loggers on import; quiet them after)
+
+    for name in ("mlflow", "alembic", "cmdstanpy", "prophet", "py.warnings"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    logging.captureWarnings(True)
+
+
+@contextmanager
+def _progress(console: Console) -> Iterator[Progress]:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        yield progress
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "-"
+    if not math.isfinite(number):
+        return "-"
+    if abs(number) >= 1e4:
+        return f"{number:.3g}"
+    return f"{number:.{digits}f}"
+
+
+def summary_table(targets: Mapping[str, Mapping[str, Any]], title: str) -> Table:
+    """Per target and model: MASE, pinball, coverage_90, fit seconds; the champion marked.
+
+    Args:
+        targets: target -> ``{"champion": name, "models": {model: {"mase_mean": ...,
+            "pinball_mean": ..., "coverage_90": ..., "fit_s": ...}}}`` (``summary.json``).
+        title: the table title.
+    """
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("target", no_wrap=True)
+    table.add_column("model (* champion)", no_wrap=True)
+    for col in ("MASE", "pinball", "cov90", "fit s"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for target, info in targets.items():
+        models = info.get("models", {})
+        ranked = sorted(models.items(), key=lambda kv: _sort_key(kv[1].get("mase_mean")))
+        for i, (model, row) in enumerate(ranked):
+            champion = model == info.get("champion")
+            table.add_row(
+                target if i == 0 else "",
+                f"[bold green]{model} *[/]" if champion else model,
+                _fmt(row.get("mase_mean")),
+                _fmt(row.get("pinball_mean")),
+                _fmt(row.get("coverage_90"), 2),
+                _fmt(row.get("fit_s"), 1),
+                end_section=i == len(ranked) - 1,
+            )
+    return table
+
+
+def _sort_key(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return math.inf
+    return number if math.isfinite(number) else math.inf
+
+
+def _train_summary(report: Any) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for target, tr in report.targets.items():
+        out[target] = {
+            "champion": tr.champion.model,
+            "models": {
+                str(model): {
+                    k: row.get(k) for k in ("mase_mean", "pinball_mean", "coverage_90", "fit_s")
+                }
+                for model, row in tr.summary.iterrows()
+            },
+        }
+    return out
+
+
+def _ingest_sample(lake: Lake, console: Console) -> None:
+    from pipelines.ingest import ingest_sample
+    from serving.cli_ingest import summary_table as ingest_table
+
+    with console.status("ingesting data/sample/ ..."):
+        reports = ingest_sample(lake)
+    console.print(ingest_table(reports))
+
+
+def _run_forecast(settings: Settings, lake: Lake, console: Console) -> Any:
+    from pipelines.forecast import forecast
+
+    with console.status("forecasting the next horizon with the champion ..."):
+        report = forecast(settings, lake=lake)
+    console.print(
+        f"forecasts: {report.rows} rows for {report.series} series "
+        f"(targets {', '.join(report.targets)}), model version {report.model_version}, "
+        f"origin {report.origin:%Y-%m-%d %H:%M} UTC -> {report.path}"
+    )
+    return report
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+
+    @app.command("train")
+    @handle_errors
+    def train(
+        ingest_sample: bool = typer.Option(
+            False,
+            "--ingest-sample",
+            help="First load the shipped sample fleet (data/sample/) into the lake, and "
+            "after training write the next horizon of forecasts.",
+        ),
+        models: list[str] = typer.Option(None, "--models", "-m", help=MODELS_HELP),
+        folds: int = typer.Option(None, "--folds", "-k", min=1, help=FOLDS_HELP),
+    ) -> None:
+        """Backtest the load models, pick a champion per target and register it in MLflow.
+
+        For every target (qps_total, cpu_util, repl_bytes, disk_used_bytes) the
+        hourly series of each cluster/region are built from node_metrics, every
+        model is backtested on rolling origins (MASE, pinball loss, 90 % interval
+        coverage), the best MASE wins and is refitted on all the data. The
+        champions are registered together as `replicast-load`; the alias
+        `champion` moves only if the new version beats the current champion's
+        score (mean champion MASE), otherwise it becomes `challenger`.
+        """
+        from pipelines.train import train as run_train
+
+        _quiet_libraries()
+        settings = get_settings()
+        console = Console()
+        lake = Lake(settings.lake_dir)
+        if ingest_sample:
+            _ingest_sample(lake, console)
+        with _progress(Console(stderr=True)) as progress:
+            task = progress.add_task("training", total=None)
+
+            def hook(stage: str, done: int, total: int) -> None:
+                progress.update(task, description=stage, completed=done, total=total)
+
+            report = run_train(
+                settings,
+                lake=lake,
+                progress=hook,
+                models=list(models) if models else None,  # type: ignore[arg-type]
+                folds=folds,
+            )
+        console.print(
+            summary_table(
+                _train_summary(report),
+                title=f"backtest: {report.folds} folds x {settings.forecast.horizon} h, "
+                f"data {report.data_start:%Y-%m-%d} .. {report.data_end:%Y-%m-%d}",
+            )
+        )
+        gate = report.gate
+        previous = (
+            f"previous champion v{gate.previous_version} ({_fmt(gate.previous_score)})"
+            if gate.previous_version
+            else "no previous champion"
+        )
+        console.print(
+            f"registered [bold]replicast-load v{gate.version}[/] as [bold]{gate.alias}[/] "
+            f"(mean champion MASE {_fmt(report.score)}; {previous}); "
+            f"MLflow run {report.run_id} at {settings.tracking_uri}"
+        )
+        if ingest_sample:
+            _run_forecast(settings, lake, console)
+        console.print(f"done in {report.seconds:.0f} s (training).")
+
+    @app.command("forecast")
+    @handle_errors
+    def forecast() -> None:
+        """Write the next horizon of load forecasts with the registered champion.
+
+        Loads `models:/replicast-load@champion` from the MLflow registry, builds
+        the recent hourly history of every cluster/region from the lake and
+        writes the forecasts (every quantile, each step) to the `forecasts`
+        dataset of the lake.
+        """
+        _quiet_libraries()
+        settings = get_settings()
+        _run_forecast(settings, Lake(settings.lake_dir), Console())
+
+    @app.command("report")
+    @handle_errors
+    def report() -> None:
+        """Show the latest training run: per-target model scores, champion, registry state."""
+        _quiet_libraries()
+        settings = get_settings()
+        console = Console()
+        summary, run_id = latest_summary(settings)
+        console.print(
+            summary_table(
+                summary.get("targets", {}),
+                title=f"latest training run {run_id} "
+                f"(data {summary.get('data_start', '?')[:10]} .. "
+                f"{summary.get('data_end', '?')[:10]}, {summary.get('folds', '?')} folds)",
+            )
+        )
+        console.print(
+            f"registered replicast-load v{summary.get('model_version')} as "
+            f"{summary.get('alias')} (mean champion MASE {_fmt(summary.get('score'))}); "
+            f"current champion: v{_champion_version(settings)}"
+        )
+
+
+def latest_summary(settings: Settings) -> tuple[dict[str, Any], str]:
+    """The ``summary.json`` of the newest finished training run, and its run id.
+
+    Raises:
+        ModelNotFoundError: no training run is recorded.
+    """
+    import mlflow
+
+    from models.mlflow_registry import EXPERIMENT, configure
+
+    configure(settings)
+    runs = mlflow.search_runs(
+        experiment_names=[EXPERIMENT],
+        filter_string="tags.job = 'train' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    if not runs:
+        raise ModelNotFoundError(
+            f"no finished training run in {settings.tracking_uri}; run `replicast train` first"
+        )
+    run_id = runs[0].info.run_id
+    summary = mlflow.artifacts.load_dict(f"runs:/{run_id}/summary.json")
+    return summary, run_id
+
+
+def _champion_version(settings: Settings) -> str:
+    from models.mlflow_registry import LOAD_MODEL, champion_version
+
+    return champion_version(LOAD_MODEL) or "none"
