@@ -36,13 +36,14 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from forecasting.errors import DataValidationError
 from forecasting.schemas import QUARANTINE, Column, Schema
@@ -52,7 +53,7 @@ logger = logging.getLogger(__name__)
 EPOCH = pd.Timestamp(0, tz="UTC")
 QUARANTINE_COLUMNS = list(dict.fromkeys([*QUARANTINE.names, "quarantined_at"]))
 
-_AWARE = re.compile(r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
+_AWARE = r"\d{2}:\d{2}(?::\d{2})?(?:[.,]\d+)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
 _NUMBER = r"^[+-]?\d+(?:\.\d*)?$"
 
 
@@ -131,13 +132,21 @@ class Validator:
         return extra
 
     # -- rows -----------------------------------------------------------------------------
-    def validate(self, frame: pd.DataFrame, rows: np.ndarray | None = None) -> ValidationResult:
+    def validate(
+        self,
+        frame: pd.DataFrame,
+        rows: np.ndarray | None = None,
+        problems: Sequence[pd.Series] = (),
+    ) -> ValidationResult:
         """Validate the next chunk of the input.
 
         Args:
             frame: the raw rows (text or typed columns).
             rows: their 1-based data row numbers; default: continue after the
                 previous chunk.
+            problems: reasons the reader already found, each a Series of
+                messages indexed by row position in ``frame`` (e.g. bytes that
+                are not UTF-8); they come first in the row's reasons.
 
         Returns:
             The good rows and the quarantined rows of this chunk.
@@ -154,16 +163,16 @@ class Validator:
             self._next_row = int(rows.max()) + 1
         raw = frame if frame.index.equals(pd.RangeIndex(n)) else frame.reset_index(drop=True)
         values: dict[str, pd.Series] = {}
-        problems: list[pd.Series] = []
+        found: list[pd.Series] = list(problems)  # raw has a RangeIndex: positions are labels
         for col in self.schema.columns:
             if col.name not in raw.columns:
                 values[col.name] = _empty_typed(col, n)
                 continue
             typed, reasons = _check_column(raw[col.name], col)
             values[col.name] = typed
-            problems.extend(reasons)
+            found.extend(reasons)
         typed_frame = pd.DataFrame(values, index=raw.index)
-        reason = _join_reasons(problems, n)
+        reason = _join_reasons(found, n)
         flagged = reason.notna().to_numpy()
         if flagged.any() and len(raw.columns):
             empty = raw[flagged].isna().all(axis=1)
@@ -315,8 +324,9 @@ def _check_ts(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Series]]:
     elif pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
         typed = pd.to_datetime(raw, unit="s", utc=True, errors="coerce")
     else:
-        typed = _parse_ts_text(raw)
-        missing = missing | raw.astype(str).str.strip().eq("") & raw.notna()
+        text = _text_array(raw)
+        missing = pd.Series(_nulls(text), index=raw.index)
+        typed = pd.Series(_parse_ts_text(text), index=raw.index).dt.tz_localize("UTC")
     typed = typed.astype("datetime64[ns, UTC]")
     if col.required:
         reasons.append(_reason(missing, f"{col.name}: missing value"))
@@ -331,26 +341,40 @@ def _check_ts(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Series]]:
     return typed, reasons
 
 
-def _parse_ts_text(raw: pd.Series) -> pd.Series:
-    """Parse text timestamps: offsets converted, naive taken as UTC, digits as epoch seconds.
+def _parse_ts_text(text: pa.Array) -> np.ndarray:
+    """Parse text timestamps to naive UTC ``datetime64[ns]`` (NaT where unparseable).
 
+    Offsets are converted, naive text is taken as UTC, digits are epoch seconds.
     Aware and naive strings are parsed apart: pandas' ISO 8601 parser carries one
-    string's offset over to naive strings when a column mixes both.
+    string's offset over to naive strings when a column mixes both. Arrow's cast
+    is the fast path; pandas parses a group that Arrow refuses.
     """
-    text = raw.astype("string").str.strip()
-    out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
-    present = text.notna() & text.ne("")
-    aware = present & text.str.contains(_AWARE, regex=True).fillna(False).astype(bool)
-    naive = present & ~aware
-    for mask in (aware, naive):
-        if mask.any():
-            out[mask] = pd.to_datetime(
-                text[mask].astype(object), utc=True, errors="coerce", format="ISO8601"
+    out = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[ns]")
+    aware = pc.fill_null(pc.match_substring_regex(text, _AWARE), False)
+    naive = pc.and_(pc.invert(aware), pc.is_valid(text))
+    for mask, tz in ((aware, "UTC"), (naive, None)):
+        where = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+        if not len(where):
+            continue
+        group = text.filter(mask)
+        try:
+            parsed = pc.cast(group, pa.timestamp("ns", tz)).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            stamps = pd.to_datetime(
+                pd.Series(group.to_pylist(), dtype=object),
+                utc=True,
+                errors="coerce",
+                format="ISO8601",
             )
-    epoch = out.isna() & present & text.str.match(_NUMBER).fillna(False).astype(bool)
+            parsed = stamps.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+        out[where] = parsed.astype("datetime64[ns]")
+    epoch = np.isnat(out) & pc.fill_null(pc.match_substring_regex(text, _NUMBER), False).to_numpy(
+        zero_copy_only=False
+    )
     if epoch.any():
-        seconds = pd.to_numeric(text[epoch], errors="coerce")
-        out[epoch] = pd.to_datetime(seconds, unit="s", utc=True, errors="coerce")
+        seconds = pd.to_numeric(pd.Series(text.filter(epoch).to_pylist()), errors="coerce")
+        stamps = pd.to_datetime(seconds, unit="s", errors="coerce")
+        out[epoch] = stamps.to_numpy(dtype="datetime64[ns]")
     return out
 
 
@@ -363,9 +387,15 @@ def _check_number(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Serie
         missing = num.isna()
         mistyped = pd.Series(False, index=raw.index)
     else:
-        text = raw.astype("string").str.strip()
-        missing = text.isna() | text.eq("")
-        num = pd.to_numeric(text.where(~missing).astype(object), errors="coerce").astype("float64")
+        text = _text_array(raw)
+        missing = pd.Series(_nulls(text), index=raw.index)
+        try:  # fast path: every value parses
+            values = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            values = pd.to_numeric(
+                pd.Series(text.to_pylist(), dtype=object), errors="coerce"
+            ).to_numpy(dtype="float64")
+        num = pd.Series(values, index=raw.index, dtype="float64")
         mistyped = num.isna() & ~missing
     if col.required:
         reasons.append(_reason(missing, f"{col.name}: missing value"))
@@ -394,10 +424,16 @@ def _check_number(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Serie
 def _check_text(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Series]]:
     reasons: list[pd.Series] = []
     # work on the distinct values: keys and roles repeat a lot
-    codes, uniques = pd.factorize(raw.astype(object), use_na_sentinel=True)
-    distinct = pd.Series(uniques, dtype=object).astype(str).str.strip()
-    distinct = distinct.where(distinct.ne(""), None)
-    values = np.append(distinct.to_numpy(dtype=object), None)  # code -1 (NA) -> None
+    if _arrow_backed(raw):
+        text = _text_array(raw)
+        distinct = pc.unique(text).drop_null()
+        codes = pc.fill_null(pc.index_in(text, value_set=distinct), -1).to_numpy()
+        values = np.array([*distinct.to_pylist(), None], dtype=object)  # code -1 (NA) -> None
+    else:
+        codes, uniques = pd.factorize(raw.astype(object), use_na_sentinel=True)
+        stripped = pd.Series(uniques, dtype=object).astype(str).str.strip()
+        stripped = stripped.where(stripped.ne(""), None)
+        values = np.append(stripped.to_numpy(dtype=object), None)
     typed = pd.Series(values[codes], index=raw.index, dtype=object)
     missing = typed.isna()
     if col.required:
@@ -409,6 +445,36 @@ def _check_text(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Series]
                 col.name + ": " + _shown(raw[wrong]) + f" is not one of {'|'.join(col.choices)}"
             )
     return typed, reasons
+
+
+def _arrow_backed(raw: pd.Series) -> bool:
+    """Whether ``raw`` holds Arrow strings (as CSV batches do), so no Python objects are made."""
+    dtype = raw.dtype
+    if isinstance(dtype, pd.ArrowDtype):
+        return pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(
+            dtype.pyarrow_dtype
+        )
+    return isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
+
+
+def _text_array(raw: pd.Series) -> pa.Array:
+    """The values as an Arrow string array, blanks trimmed, empty text as null."""
+    if _arrow_backed(raw):
+        text = pa.array(raw.array).cast(pa.string())
+        if isinstance(text, pa.ChunkedArray):
+            text = text.combine_chunks()
+    else:
+        values = raw.astype(object)
+        try:
+            text = pa.array(values, type=pa.string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python objects
+            text = pa.array(values.where(values.isna(), values.astype(str)), from_pandas=True)
+    text = pc.utf8_trim_whitespace(text)
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+
+
+def _nulls(text: pa.Array) -> np.ndarray:
+    return text.is_null().to_numpy(zero_copy_only=False)
 
 
 def _empty_typed(col: Column, n: int) -> pd.Series:

@@ -15,6 +15,7 @@ URI without its password), so relative paths from another directory match.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import glob
 import gzip
@@ -53,6 +54,7 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 #: How many reasons an :class:`IngestReport` keeps as examples.
 MAX_EXAMPLES = 5
 _CSV_BLOCK_BYTES = 8 << 20
+_REPLACEMENT = "\ufffd"
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _PASSWORD = re.compile(r"(://[^/@:]*):[^/@]*@")
 
@@ -483,29 +485,38 @@ def _csv_chunks(
         malformed.append((number, row.text, why))
         return "skip"
 
-    reader = pacsv.open_csv(
-        fh,
-        read_options=pacsv.ReadOptions(
-            column_names=names, use_threads=False, block_size=_CSV_BLOCK_BYTES
-        ),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names}, strings_can_be_null=True
-        ),
-    )
+    body = _Utf8Repair(fh, chunk=_CSV_BLOCK_BYTES)
+    try:
+        reader = pacsv.open_csv(
+            body,
+            read_options=pacsv.ReadOptions(
+                column_names=names, use_threads=False, block_size=_CSV_BLOCK_BYTES
+            ),
+            parse_options=pacsv.ParseOptions(
+                invalid_row_handler=on_invalid, ignore_empty_lines=False
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=True
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        if "Empty CSV file" in str(exc):  # a header and no rows
+            return
+        raise
     emitted = 0  # valid rows so far
     reported = 0  # malformed rows already yielded
     for batch in reader:
         k = batch.num_rows
-        bad_rows = np.array(sorted(r for r, _, _ in malformed), dtype="int64")
-        upper = emitted + k + len(bad_rows)
-        rows = np.setdiff1d(np.arange(1, upper + 1, dtype="int64"), bad_rows)[emitted : emitted + k]
-        result = validator.validate(batch.to_pandas(), rows=rows)
+        rows = _valid_row_numbers(emitted, k, [r for r, _, _ in malformed])
+        frame = batch.to_pandas(types_mapper=pd.ArrowDtype)  # no Python strings made
+        problems = _not_utf8(frame) if body.replaced else []
+        result = validator.validate(frame, rows=rows, problems=problems)
         emitted += k
-        fresh = [m for m in malformed[reported:] if m[0] <= (rows[-1] if k else upper)]
+        last = rows[-1] if k else emitted + len(malformed)
+        fresh = [m for m in malformed[reported:] if m[0] <= last]
         reported += len(fresh)
-        rejected = validator.reject_lines(*zip(*fresh, strict=True)) if fresh else None
-        if rejected is not None:
+        if fresh:
+            rejected = validator.reject_lines(*zip(*fresh, strict=True))
             result = ValidationResult(
                 result.good,
                 pd.concat([result.quarantined, rejected], ignore_index=True),
@@ -516,6 +527,64 @@ def _csv_chunks(
     if rest:
         rejected = validator.reject_lines(*zip(*rest, strict=True))
         yield ValidationResult(_empty_good(validator), rejected), len(rest)
+
+
+def _valid_row_numbers(before: int, count: int, malformed: list[int]) -> np.ndarray:
+    """Data row numbers of the valid rows ``before + 1 .. before + count``.
+
+    Valid rows are numbered 1, 2, ... skipping the malformed rows' numbers.
+    """
+    bad = np.asarray(sorted(malformed), dtype="int64")
+    window = np.arange(before + 1, before + count + len(bad) + 1, dtype="int64")
+    # rows numbered in the window that were already emitted: one per bad number <= before
+    skip = int(np.searchsorted(bad, before, side="right"))
+    valid = window[~np.isin(window, bad)]
+    return valid[skip : skip + count]
+
+
+class _Utf8Repair(io.RawIOBase):
+    """A byte stream that replaces bytes that are not UTF-8 with U+FFFD (and counts them).
+
+    Arrow's CSV reader refuses a whole file for one line of binary junk; after
+    this repair the junk is an ordinary bad value (or malformed line) that
+    quarantines only its row.
+    """
+
+    def __init__(self, inner: IO[bytes], chunk: int = 1 << 20) -> None:
+        super().__init__()
+        self._inner = inner
+        self._chunk = chunk
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buffer = memoryview(b"")
+        self._eof = False
+        self.replaced = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._buffer and not self._eof:
+            data = self._inner.read(self._chunk)
+            self._eof = not data
+            text = self._decoder.decode(data, final=self._eof)
+            self.replaced += text.count(_REPLACEMENT)
+            self._buffer = memoryview(text.encode("utf-8"))
+        n = min(len(target), len(self._buffer))
+        target[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
+
+
+def _not_utf8(frame: pd.DataFrame) -> list[pd.Series]:
+    """A reason for each value holding a replaced (non UTF-8) byte."""
+    problems = []
+    for name in frame.columns:
+        hit = frame[name].str.contains(_REPLACEMENT, regex=False).fillna(False).to_numpy(bool)
+        if hit.any():
+            problems.append(
+                pd.Series(f"{name}: not UTF-8 text", index=np.flatnonzero(hit), dtype=object)
+            )
+    return problems
 
 
 def _empty_good(validator: Validator) -> pd.DataFrame:

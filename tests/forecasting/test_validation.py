@@ -131,13 +131,25 @@ def test_timestamps_are_normalised_to_utc() -> None:
         "2026-01-01T00:10:00Z",
         "2025-12-31T19:15:00-05:00",
         "1767226800",  # epoch seconds
+        "2026-01-01T00:25:00.000+00:00",
+        "2026-01-01T00:30",
+        "20260101T003500",  # ISO 8601 basic format
     ]
     rows = [_good_row(i, ts=s) for i, s in enumerate(stamps)]
     out = validate(pd.DataFrame(rows), NODE_METRICS, source="tz.csv", now=NOW)
     assert out.quarantined.empty
-    expected = pd.date_range("2026-01-01", periods=5, freq="5min", tz="UTC")
+    expected = pd.date_range("2026-01-01", periods=len(stamps), freq="5min", tz="UTC")
     assert out.good["ts"].tolist() == expected.tolist()
     assert str(out.good["ts"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_a_date_without_time_next_to_offsets_stays_utc_midnight() -> None:
+    rows = [_good_row(0, ts="2026-01-02T08:00+08:00"), _good_row(0, ts="2026-01-03", node="n2")]
+    out = validate(pd.DataFrame(rows), NODE_METRICS, source="d.csv")
+    assert out.good["ts"].tolist() == [
+        pd.Timestamp("2026-01-02 00:00", tz="UTC"),
+        pd.Timestamp("2026-01-03 00:00", tz="UTC"),
+    ]
 
 
 def test_typed_timestamps_naive_aware_and_epoch_numbers() -> None:

@@ -289,3 +289,42 @@ def test_the_shipped_sample_ingests_without_quarantine(lake: Lake) -> None:
     for report in reports:
         assert report.rows_quarantined == 0, report.reasons
         assert report.rows_good == report.rows_in > 0
+
+
+def test_binary_junk_lines_inside_a_csv_quarantine_only_their_rows(
+    tmp_path: Path, lake: Lake
+) -> None:
+    path = tmp_path / "node_metrics.csv"
+    junk = _line(1).replace("orders", "ord\xff\xfers").encode("latin-1")
+    body = [HEADER.encode(), _line(0).encode(), junk, b"\x00\x01\x02\x9c", _line(3).encode()]
+    path.write_bytes(b"\n".join(body) + b"\n")
+    report = ingest_file(path, lake=lake, now=NOW)
+    assert (report.rows_good, report.rows_quarantined) == (2, 2)
+    q = lake.read("quarantine").set_index("row")
+    assert q.loc[2, "reason"] == "cluster: not UTF-8 text"
+    assert json.loads(q.loc[2, "raw"])["cluster"] == "ord\ufffd\ufffdrs"
+    assert q.loc[3, "reason"] == "row has 1 field(s), the header has 12"
+
+
+def test_a_csv_of_only_bad_rows_writes_only_quarantine(tmp_path: Path, lake: Lake) -> None:
+    path = _write_csv(tmp_path / "node_metrics.csv", ["junk", _line(1, cpu_util="-1")])
+    report = ingest_file(path, lake=lake)
+    assert (report.rows_in, report.rows_good, report.rows_quarantined) == (2, 0, 2)
+    assert lake.read("node_metrics").empty
+    assert len(lake.read("quarantine")) == 2
+
+
+def test_header_only_csv_ingests_nothing(tmp_path: Path, lake: Lake) -> None:
+    report = ingest_file(_write_csv(tmp_path / "node_metrics.csv", []), lake=lake)
+    assert (report.rows_in, report.rows_good, report.rows_quarantined) == (0, 0, 0)
+
+
+def test_valid_row_numbers_skip_malformed_rows() -> None:
+    rng = np.random.default_rng(5)
+    malformed = sorted(rng.choice(np.arange(1, 200), size=40, replace=False).tolist())
+    valid = [r for r in range(1, 240) if r not in malformed]
+    before = 0
+    for count in (7, 1, 30, 50, 0, 60):
+        got = ingest._valid_row_numbers(before, count, malformed)
+        assert got.tolist() == valid[before : before + count]
+        before += count
