@@ -15,7 +15,8 @@ Decisions, so that callers and users can rely on them:
   (``2026-01-01T08:00+08:00``, ``...Z``) is converted; naive text is taken as
   UTC; plain numbers (numeric columns, or digit-only text that is not an ISO
   date) are epoch *seconds*. Anything else (``01/02/2026``) is quarantined with
-  a hint to use ISO 8601.
+  a hint to use ISO 8601, and so is a time before 2000-01-01 (a zero, or an
+  epoch value in the wrong unit).
 * **Numbers**: a value that does not parse (``"abc"``), is missing or is not
   finite quarantines its row; the column itself stays numeric.
 * **Text** values are stripped of surrounding blanks; empty text is missing.
@@ -51,6 +52,8 @@ from forecasting.schemas import QUARANTINE, Column, Schema
 logger = logging.getLogger(__name__)
 
 EPOCH = pd.Timestamp(0, tz="UTC")
+#: Timestamps before this are refused: they are zeros or epoch values in the wrong unit.
+EARLIEST = pd.Timestamp("2000-01-01", tz="UTC")
 QUARANTINE_COLUMNS = list(dict.fromkeys([*QUARANTINE.names, "quarantined_at"]))
 
 _AWARE = r"\d{2}:\d{2}(?::\d{2})?(?:[.,]\d+)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
@@ -337,6 +340,14 @@ def _check_ts(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Series]]:
             + ": unparseable timestamp "
             + _shown(raw[bad])
             + " (use ISO 8601, e.g. 2026-01-31T13:00:00Z, or epoch seconds)"
+        )
+    early = typed < EARLIEST
+    if early.any():
+        reasons.append(
+            col.name
+            + ": "
+            + _shown(raw[early])
+            + f" is before {EARLIEST:%Y-%m-%d} (a zero or wrongly scaled epoch value?)"
         )
     return typed, reasons
 

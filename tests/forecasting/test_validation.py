@@ -212,3 +212,10 @@ def test_an_all_empty_row_says_so() -> None:
     frame = pd.DataFrame([_good_row(0), dict.fromkeys(_good_row(0))])
     out = validate(frame, NODE_METRICS, source="e.csv")
     assert out.quarantined["reason"].tolist() == ["empty row"]
+
+
+def test_zero_and_implausibly_early_timestamps_are_quarantined() -> None:
+    rows = [_good_row(0, ts="0"), _good_row(1, ts="1999-12-31T23:00Z"), _good_row(2)]
+    out = validate(pd.DataFrame(rows), NODE_METRICS, source="z.csv")
+    assert len(out.good) == 1
+    assert out.quarantined["reason"].str.contains("is before 2000-01-01").all()
