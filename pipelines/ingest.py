@@ -121,7 +121,9 @@ def ingest_frame(
     validator = Validator(schema_for(dataset, source), source=source, now=now)
     result = validator.validate(frame)
     _write(lake, dataset, result.good, result.quarantined)
-    return _report(source, dataset, len(frame), result, started)
+    report = _report(source, dataset, len(frame), result, started)
+    _log(report)
+    return report
 
 
 # -- files -----------------------------------------------------------------------------------
@@ -175,13 +177,7 @@ def ingest_file(
         )
     _write(lake, dataset, result.good, result.quarantined)
     report = _report(source, dataset, rows_in, result, started)
-    logger.info(
-        "ingested %s: %d rows, %d good, %d quarantined",
-        source,
-        report.rows_in,
-        report.rows_good,
-        report.rows_quarantined,
-    )
+    _log(report)
     return report
 
 
@@ -390,6 +386,25 @@ def _report(
         dropped_columns=result.dropped_columns,
         seconds=time.perf_counter() - started,
     )
+
+
+def _log(report: IngestReport) -> None:
+    logger.info(
+        "ingested %s as %s: %d rows, %d good, %d quarantined in %.2f s",
+        report.source,
+        report.dataset,
+        report.rows_in,
+        report.rows_good,
+        report.rows_quarantined,
+        report.seconds,
+    )
+    if report.rows_quarantined:
+        logger.warning(
+            "%s: %d row(s) quarantined (dataset 'quarantine'); first: %s",
+            report.source,
+            report.rows_quarantined,
+            report.reasons[0],
+        )
 
 
 def _write(lake: Lake, dataset: str, good: pd.DataFrame, quarantined: pd.DataFrame) -> None:

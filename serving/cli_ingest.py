@@ -22,6 +22,7 @@ from pipelines.ingest import (
     is_uri,
     redact,
     sample_paths,
+    schema_for,
 )
 from serving.cli_errors import handle_errors
 
@@ -54,6 +55,8 @@ def register(app: typer.Typer) -> None:
         column) is reported and the command exits non-zero after the others.
         Ingesting the same data twice gives the same lake.
         """
+        if dataset is not None:
+            schema_for(dataset)  # an unknown name is refused before any file is read
         settings = get_settings()
         console = Console()
         lake = Lake(settings.lake_dir)

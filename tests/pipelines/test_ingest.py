@@ -328,3 +328,19 @@ def test_valid_row_numbers_skip_malformed_rows() -> None:
         got = ingest._valid_row_numbers(before, count, malformed)
         assert got.tolist() == valid[before : before + count]
         before += count
+
+
+def test_bom_crlf_quotes_and_padded_header_names(tmp_path: Path, lake: Lake) -> None:
+    header = ", ".join(NODE_METRICS.names)  # blanks after the commas
+    row = _line(0).replace("orders", '"orders"')
+    path = tmp_path / "node_metrics.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + f"{header}\r\n{row}\r\n{_line(1)}\r\n".encode())
+    report = ingest_file(path, lake=lake)
+    assert (report.rows_good, report.rows_quarantined) == (2, 0)
+    assert set(lake.read("node_metrics")["cluster"]) == {"orders"}
+
+
+def test_repeated_header_names_are_refused(tmp_path: Path, lake: Lake) -> None:
+    path = _write_csv(tmp_path / "node_metrics.csv", [_line(0) + ",x"], header=HEADER + ",node")
+    with pytest.raises(DataValidationError, match=r"\['node'\] appear more than once"):
+        ingest_file(path, lake=lake)

@@ -80,3 +80,9 @@ def test_help_describes_sources() -> None:
     result = CliRunner().invoke(app, ["ingest", "--help"])
     assert result.exit_code == 0
     assert "postgresql://" in result.output and "quarantine" in result.output
+
+
+def test_unknown_dataset_is_refused_up_front(tmp_path: Path) -> None:
+    code, output = _invoke("--source", str(tmp_path / "x.csv"), "--dataset", "nodes")
+    assert code == 4
+    assert _squeeze("unknown dataset 'nodes'") in output
