@@ -169,6 +169,19 @@ def simulate_fleet(
     return SimulatedFleet(node_metrics=node_metrics, segment_access=segment_access)
 
 
+def simulate_sample(progress: ProgressFn | None = None) -> SimulatedFleet:
+    """The data of ``data/sample/``, regenerated in memory (default fleet, :data:`SAMPLE`)."""
+    return simulate_fleet(
+        Fleet(),
+        start=SAMPLE.start,
+        days=SAMPLE.days,
+        seed=SAMPLE.seed,
+        nodes_per_region=SAMPLE.nodes_per_region,
+        segments_per_cluster=SAMPLE.segments_per_cluster,
+        progress=progress,
+    )
+
+
 def iter_clusters(
     fleet: Fleet,
     *,

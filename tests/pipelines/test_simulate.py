@@ -19,6 +19,7 @@ from pipelines.simulate import (
     iter_clusters,
     scale_fleet,
     simulate_fleet,
+    simulate_sample,
     write_simulation,
 )
 from tests.conftest import SAMPLE_DIR
@@ -217,8 +218,14 @@ def test_segment_reads_are_heavy_tailed_and_names_do_not_sort_by_heat(
         totals = last_day.groupby("segment")["reads"].sum().sort_values(ascending=False)
         top = max(1, len(totals) // 5)
         assert totals.iloc[:top].sum() > 0.5 * totals.sum()  # top 20 % take most reads
-        assert totals.iloc[0] > 10 * totals.median()
-        assert sorted(totals.index)[0] != totals.index[0]
+        half = len(totals) // 2  # Zipf-like: log reads fall ~linearly with log rank
+        slope = np.polyfit(np.log(np.arange(1, half + 1)), np.log(totals.iloc[:half]), 1)[0]
+        assert slope < -0.6
+        assert sorted(totals.index) != list(totals.index)
+        daily = totals[totals.index.str.contains(r"/p\d{8}$")]
+        alphabetical = pd.Series(range(len(daily)), index=sorted(daily.index))
+        # daily partitions sort oldest (coldest) first: alphabetical order copies cold data first
+        assert alphabetical.corr(daily, method="spearman") > 0.5
 
 
 def test_newest_daily_partition_is_hotter_than_older_ones(sim: SimulatedFleet) -> None:
@@ -264,7 +271,8 @@ def test_nightly_scan_is_predictable_from_the_clock(sim: SimulatedFleet) -> None
     per_night = scanned.groupby([local[scanned.index].dt.date, hour])["reads"].sum().unstack()
     ratio = (per_night[2] / per_night[1]).dropna()
     assert len(ratio) >= DAYS - 3
-    assert (ratio > 2).all()  # every night, the scan hour dwarfs the hour before
+    assert (ratio > 1.5).all()  # every night, the scan hour dwarfs the hour before
+    assert ratio.median() > 2
 
 
 def test_rows_go_missing(sim: SimulatedFleet) -> None:
@@ -307,3 +315,11 @@ def test_shipped_sample_matches_the_schemas_and_spans_four_weeks() -> None:
         assert frame["ts"].max() - frame["ts"].min() >= pd.Timedelta(days=28)
         assert set(frame["cluster"]) == {c.name for c in fleet.clusters}
     assert (SAMPLE_DIR / "README.md").is_file()
+
+
+def test_shipped_sample_is_what_the_sample_parameters_generate() -> None:
+    regenerated = simulate_sample()
+    shipped = read_parquet_verified(SAMPLE_DIR / "segment_access.parquet")
+    pd.testing.assert_frame_equal(shipped, regenerated.segment_access)
+    shipped = read_parquet_verified(SAMPLE_DIR / "node_metrics.parquet")
+    pd.testing.assert_frame_equal(shipped, regenerated.node_metrics)
