@@ -118,8 +118,10 @@ def ingest_frame(
         DataValidationError: unknown dataset or a required column is missing.
     """
     started = time.perf_counter()
-    validator = Validator(schema_for(dataset, source), source=source, now=now)
-    result = validator.validate(frame)
+    schema = schema_for(dataset, source)
+    if frame.empty and not len(frame.index):  # nothing to check (a source had no rows)
+        return IngestReport(source=source, dataset=dataset, seconds=time.perf_counter() - started)
+    result = Validator(schema, source=source, now=now).validate(frame)
     _write(lake, dataset, result.good, result.quarantined)
     report = _report(source, dataset, len(frame), result, started)
     _log(report)
