@@ -137,12 +137,19 @@ SELECT s.schemaname || '.' || s.relname AS segment,
        coalesce(io.heap_blks_read, 0)::float8 AS heap_blks_read,
        coalesce(io.heap_blks_hit, 0)::float8 AS heap_blks_hit,
        s.n_live_tup::float8,
-       pg_table_size(s.relid)::float8 AS size_bytes
+       {size} AS size_bytes
 FROM pg_stat_user_tables s
 JOIN pg_class c ON c.oid = s.relid
 LEFT JOIN pg_statio_user_tables io ON io.relid = s.relid
 WHERE c.relkind <> 'p'
 """
+#: exact size; needs a share lock on each table
+_SIZE_EXACT = "pg_table_size(s.relid)::float8"
+#: lock-free estimate from the last VACUUM/ANALYZE, used when a lock is not granted in time
+#: (a standby whose replay is paused while holding a replayed exclusive lock)
+_SIZE_ESTIMATE = "(c.relpages::float8 * current_setting('block_size')::float8)"
+#: session limits so a sample never hangs on a lock or a slow catalog
+_SESSION_LIMITS = "SET lock_timeout = '1s'; SET statement_timeout = '30s'"
 
 
 @dataclass(frozen=True)
@@ -274,11 +281,14 @@ def _redact(uri: str) -> str:
 def connect(target: PgTarget, timeout_s: float = 5.0) -> psycopg.Connection:
     """Open an autocommit connection; every failure becomes a one-line :class:`SourceError`."""
     try:
-        return psycopg.connect(target.conninfo, autocommit=True, connect_timeout=int(timeout_s))
+        conn = psycopg.connect(target.conninfo, autocommit=True, connect_timeout=int(timeout_s))
     except psycopg.ProgrammingError as exc:
         raise SourceError(f"{target.display}: bad DSN ({_first_line(exc)})") from exc
     except psycopg.OperationalError as exc:
         raise SourceError(f"{target.display}: {_connect_hint(exc)}") from exc
+    for statement in _SESSION_LIMITS.split(";"):
+        conn.execute(statement)
+    return conn
 
 
 def _first_line(exc: BaseException) -> str:
@@ -326,10 +336,7 @@ def sample(conn: psycopg.Connection, target: PgTarget) -> PgSample:
             resets[row["datname"]] = row["stats_reset"]
             databases[row["datname"]] = {c: float(row[c]) for c in _DB_COUNTERS}
         replicas = [ReplicaLag(**row) for row in cur.execute(_SQL_REPLICATION).fetchall()]
-        tables = {
-            row.pop("segment"): {k: float(v) for k, v in row.items()}
-            for row in cur.execute(_SQL_TABLES).fetchall()
-        }
+        tables = _tables(cur, target)
     except psycopg.errors.InsufficientPrivilege as exc:
         raise SourceError(
             f"{target.display}: missing privilege ({_first_line(exc)}); "
@@ -356,6 +363,18 @@ def sample(conn: psycopg.Connection, target: PgTarget) -> PgSample:
         replicas=replicas,
         tables=tables,
     )
+
+
+def _tables(cur: psycopg.Cursor, target: PgTarget) -> dict[str, dict[str, float]]:
+    try:
+        rows = cur.execute(_SQL_TABLES.format(size=_SIZE_EXACT)).fetchall()
+    except psycopg.errors.LockNotAvailable:
+        logger.warning(
+            "%s: a table is locked (paused replay?); table sizes estimated from relpages",
+            target.display,
+        )
+        rows = cur.execute(_SQL_TABLES.format(size=_SIZE_ESTIMATE)).fetchall()
+    return {row.pop("segment"): {k: float(v) for k, v in row.items()} for row in rows}
 
 
 def same_server(previous: PgSample, current: PgSample) -> bool:
