@@ -119,7 +119,7 @@ def ingest_frame(
     """
     started = time.perf_counter()
     schema = schema_for(dataset, source)
-    if frame.empty and not len(frame.index):  # nothing to check (a source had no rows)
+    if len(frame.index) == 0:  # nothing to check (a source had no rows)
         return IngestReport(source=source, dataset=dataset, seconds=time.perf_counter() - started)
     result = Validator(schema, source=source, now=now).validate(frame)
     _write(lake, dataset, result.good, result.quarantined)
