@@ -321,7 +321,11 @@ def _cluster_load(cluster: Cluster, fleet: Fleet, clock: _Clock, rng: np.random.
             + evening * np.cos(4 * np.pi * (local.hour - 20.5) / 24.0)
         ) / (1.0 + amp + evening)
         weekly = np.select([local.dow == 5, local.dow == 6, local.dow == 0], [*weekend, 1.03], 1.0)
-        level = scale * share * daily * weekly * local.holiday * np.exp(growth * t_days)
+        # Day-to-day swings of the level (campaigns, weather): AR(1) across days, smooth in time.
+        swings = 0.06 * _ar1(rng, (clock.days + 2,), 0.7)
+        day_level = np.exp(np.interp(t_days, np.arange(-0.5, clock.days + 1.0), swings))
+        trend = np.exp(growth * t_days) * day_level
+        level = scale * share * daily * weekly * local.holiday * trend
         reads[i] = level * _incidents(rng, n, clock.days, cpu_extra[i], lag_extra[i])
     writes = reads * write_ratio
     primary = clock.local[regions[0]]
