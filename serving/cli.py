@@ -14,6 +14,7 @@ from serving import (
     cli_sync,
     cli_train,
 )
+from serving.logs import configure_logging
 
 app = typer.Typer(
     name="replicast",
@@ -27,6 +28,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _root(
+    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
+    log_json: bool | None = typer.Option(
+        None, "--log-json/--log-text", help="JSON log lines (default when stderr is not a TTY)."
+    ),
+) -> None:
+    """Forecast load, size nodes, replicate hot segments first."""
+    configure_logging(log_level.upper(), json=log_json)
+
 
 for module in (
     cli_simulate,
