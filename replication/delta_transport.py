@@ -23,7 +23,7 @@ from replication.catalog import FileEntry
 from replication.checksum import file_hasher
 from replication.delta import Copy, DeltaDecoder, DeltaEncoder, Literal, plan_delta
 from replication.limits import Budget, TokenBucket
-from replication.paths import resolve_under
+from replication.paths import Resolver
 from replication.signatures import (
     Signature,
     SignatureBuilder,
@@ -103,6 +103,8 @@ class DeltaTransport:
         self.source_root = source_root
         self.target_root = target_root
         self.index = index
+        self._src = Resolver(source_root, what="source file")
+        self._dst = Resolver(target_root, what="target file")
 
     def transfer(self, entry: FileEntry, ctx: LinkContext) -> FileOutcome:
         """Bring the target copy of ``entry`` up to date, atomically.
@@ -113,8 +115,8 @@ class DeltaTransport:
             SyncError: the source kept changing, or vanished.
             OSError: the target is unwritable or full (target untouched).
         """
-        src = resolve_under(self.source_root, entry.rel, what="source file")
-        dst = resolve_under(self.target_root, entry.rel, what="target file")
+        src = self._src(entry.rel)
+        dst = self._dst(entry.rel)
         retries = 0
         whole = ctx.whole_file
         for _ in range(MAX_TRIES):

@@ -30,7 +30,7 @@ from replication.delta_transport import DeltaTransport, FileOutcome, LinkContext
 from replication.journal import FileRecord, Journal
 from replication.limits import Budget, TokenBucket, concurrency_for
 from replication.ordering import order_segments, priority_ranks
-from replication.paths import Endpoint, inside, parse_endpoint, resolve_under
+from replication.paths import Endpoint, Resolver, inside, parse_endpoint
 from replication.progress import ProgressSnapshot, SyncProgress
 from replication.request import SegmentResult, SyncRequest, SyncResult
 from replication.signatures import SignatureIndex
@@ -262,6 +262,7 @@ class _DeltaRun:
     def _plan(self) -> list[_Task]:
         tasks: list[_Task] = []
         done = self.journal.all()
+        resolve = Resolver(self.target_root, what="target file")
         by_name = {s.name: s for s in self.ordered}
         for seg in self.result.segments:
             if seg.error:
@@ -270,7 +271,7 @@ class _DeltaRun:
             pending = 0
             for entry in by_name[seg.name].files:
                 try:
-                    dst = resolve_under(self.target_root, entry.rel, what="target file")
+                    dst = resolve(entry.rel)
                 except PathEscapeError as exc:
                     self._fail(seg, entry.rel, str(exc))
                     continue

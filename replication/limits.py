@@ -99,10 +99,11 @@ class TokenBucket:
 
 
 def concurrency_for(rtt_ms: float | None) -> int:
-    """Transfers to run at once on a link: 2 locally, more as round trips get longer (max 8)."""
+    """Transfers to run at once on a link: 4 locally (overlaps fsyncs), more as round trips
+    get longer (one more per 50 ms, at most 12)."""
     if rtt_ms is None or rtt_ms < 5:
-        return 2
-    return int(min(8, 2 + rtt_ms // 50))
+        return 4
+    return int(min(12, 4 + rtt_ms // 50))
 
 
 class Budget:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -93,3 +94,32 @@ def inside(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> bool:
     parent = candidate.parent.resolve()
     full = parent / candidate.name
     return full != base and (parent == base or parent.is_relative_to(base))
+
+
+class Resolver:
+    """:func:`resolve_under` for many paths below one root, caching resolved directories.
+
+    Each call costs one ``lstat`` of the last component (a symlink there is resolved
+    and checked in full); the directories above it are resolved once per run.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, what: str = "path") -> None:
+        self.root = Path(root).resolve()
+        self.what = what
+        self._dirs: dict[str, Path] = {"": self.root, ".": self.root}
+
+    def __call__(self, rel: str) -> Path:
+        pure = check_relative(rel, what=self.what)
+        parent = pure.parent.as_posix()
+        base = self._dirs.get(parent)
+        if base is None:
+            base = resolve_under(self.root, parent, what=self.what)
+            self._dirs[parent] = base
+        full = base / pure.name
+        try:
+            link = stat.S_ISLNK(os.lstat(full).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            link = False
+        if link:
+            return resolve_under(self.root, rel, what=self.what)
+        return full

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 PARTIAL_DIR = ".rsync-partial"
 _STAT = re.compile(r"^(Total bytes sent|Total bytes received|Literal data|Matched data|"
                    r"Total transferred file size): ([\d,]+)")  # fmt: skip
-_SEP = "\x1f"
+_SEP = "::replicast:: "  # rsync escapes control characters, so a printable marker
 
 
 @dataclass
@@ -218,9 +218,10 @@ def _call(
         for line in proc.stdout:
             line = line.rstrip("\n")
             if line.startswith(_SEP):
-                name = line[1:]
-                stats.done_at[name] = time.monotonic() - t0
-                tracker.update(bytes_done=sizes.get(name, 0), files_done=1)
+                name = line[len(_SEP) :]
+                if name in sizes:  # directories are listed too
+                    stats.done_at[name] = time.monotonic() - t0
+                    tracker.update(bytes_done=sizes[name], files_done=1)
                 continue
             match = _STAT.match(line)
             if match:

@@ -61,6 +61,5 @@ def test_budget_reasons() -> None:
 
 
 def test_concurrency_grows_with_rtt() -> None:
-    assert concurrency_for(None) == 2
-    assert concurrency_for(1) == 2
-    assert concurrency_for(75) < concurrency_for(230) <= 8
+    assert concurrency_for(None) == concurrency_for(1) == 4
+    assert 4 < concurrency_for(75) < concurrency_for(230) <= 12

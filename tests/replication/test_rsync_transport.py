@@ -34,8 +34,11 @@ def test_batches_keep_the_head_alone() -> None:
 def test_rsync_transport_copies_updates_and_resumes(tmp_path: Path, settings) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     make_tree(src, SPEC)
-    first = run_sync(_req(src, dst), settings=settings)
+    snaps = []
+    first = run_sync(_req(src, dst), settings=settings, progress=snaps.append)
     assert first.state == "finished", first.errors
+    assert snaps[-1].bytes_done == snaps[-1].bytes_total == sum(SPEC.values())
+    assert snaps[-1].files_done == len(SPEC)
     assert tree_digests(dst) == tree_digests(src)
     assert first.count("copied") == 4 and first.bytes_sent >= sum(SPEC.values())
     again = run_sync(_req(src, dst), settings=settings)

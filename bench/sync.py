@@ -1,0 +1,503 @@
+"""Sync executor vs rsync on the same change set, in one run.
+
+Builds a dataset (default >= 1.5 GB in 320 files over 40 segments: database pages, partly
+compressible snapshots, SSTables, WAL-like logs, incompressible blobs) under a temp
+directory, replicates it, then mutates ~4 % of the bytes over ~20 % of the files
+(in-place page rewrites, appends, mid-file inserts that shift data, new and deleted
+files) and times and counts, each on its own replica of the old state:
+
+* ``rsync -a --delete`` (the baseline), ``--no-whole-file`` and ``--no-whole-file -z``,
+  unlimited and at ``--bwlimit=40m``;
+* ``replicast sync`` with the delta and the rsync transport, unlimited and at 40 MiB/s;
+* freshness: the time-to-fresh curve (share of the next window's reads served by an
+  up-to-date segment) and the stale-read exposure of priority order vs rsync's order;
+* verify: the replica against the stored signatures vs ``rsync -a --checksum``;
+* crash safety: kill -9 trials (random moments and named crash points).
+
+    python bench/sync.py --json bench/out/sync.json            # full (minutes)
+    python bench/sync.py --scale 0.05 --kill-trials 20 --json /tmp/sync.json   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecasting.lake import Lake
+from forecasting.settings import Settings
+from replication.atomic import TMP_SUFFIX
+from replication.crashpoints import ENV as CRASH_ENV
+from replication.delta import literal_bytes, plan_delta
+from replication.executor import run_sync
+from replication.request import SyncRequest
+from replication.signatures import SignatureIndex, signature_of_bytes
+from replication.verify import verify_replica
+
+REPO = Path(__file__).resolve().parents[1]
+MIB = 1024 * 1024
+BW = 40 * MIB
+SEGMENTS = 40
+KINDS = ["db", "db", "db", "snapshot", "sstable", "sstable", "wal", "blob"]
+COMPRESSIBLE = {"db": 0.7, "snapshot": 0.5, "sstable": 0.8, "wal": 0.6, "blob": 0.0}
+PAGE = 8192
+
+
+# ---------------------------------------------------------------------------- dataset
+def _content(kind: str, size: int, rng: np.random.Generator, vocab: np.ndarray) -> bytes:
+    """``size`` bytes: 64 KiB chunks either word soup (compressible) or random."""
+    out = bytearray()
+    share = COMPRESSIBLE[kind]
+    while len(out) < size:
+        n = min(64 * 1024, size - len(out))
+        if rng.random() < share:
+            words = vocab[rng.integers(0, len(vocab), n // 16 + 1)].tobytes()
+            chunk = bytearray(words[:n])
+            chunk[::64] = rng.integers(0, 256, len(chunk[::64]), dtype=np.uint8).tobytes()
+            out += chunk
+        else:
+            out += rng.bytes(n)
+    return bytes(out)
+
+
+def build_dataset(root: Path, scale: float, rng: np.random.Generator) -> dict[str, str]:
+    """Write the dataset; returns ``{relative path: kind}``."""
+    vocab = rng.integers(97, 123, (512, 16), dtype=np.uint8)
+    vocab[:, 15] = 32
+    mean = 1.6e9 * scale / (SEGMENTS * len(KINDS))
+    kinds: dict[str, str] = {}
+    for s in range(SEGMENTS):
+        seg = root / f"{['orders', 'users', 'events', 'carts'][s % 4]}_p{s:03d}"
+        seg.mkdir(parents=True)
+        for i, kind in enumerate(KINDS):
+            size = int(mean * rng.lognormal(0, 0.6) / np.exp(0.18))
+            size = max(PAGE, size - size % PAGE if kind == "db" else size)
+            rel = f"{seg.name}/{kind}_{i}.{ {'db': 'pg', 'wal': 'log'}.get(kind, kind) }"
+            (root / rel).write_bytes(_content(kind, size, rng, vocab))
+            kinds[rel] = kind
+    return kinds
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """New content through a new inode (the source tree shares inodes with replicas)."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def mutate(root: Path, kinds: dict[str, str], rng: np.random.Generator) -> dict:
+    """~4 % of bytes over ~20 % of files; returns what changed (for the report)."""
+    vocab = rng.integers(97, 123, (512, 16), dtype=np.uint8)
+    files = sorted(kinds)
+    total = sum((root / f).stat().st_size for f in files)
+    chosen = [files[i] for i in rng.choice(len(files), size=len(files) // 5, replace=False)]
+    changed = 0
+    inserts: list[str] = []
+    for rel in chosen:
+        path, kind = root / rel, kinds[rel]
+        data = bytearray(path.read_bytes())
+        budget = int(len(data) * 0.2)
+        if kind == "db":  # in-place page rewrites
+            pages = len(data) // PAGE
+            for p in rng.choice(pages, size=max(1, budget // PAGE), replace=False):
+                data[p * PAGE : (p + 1) * PAGE] = _content("db", PAGE, rng, vocab)
+        elif kind == "wal":  # appends
+            data += _content("wal", budget, rng, vocab)
+        elif kind in ("sstable", "snapshot"):  # mid-file inserts that shift the rest
+            inserts.append(rel)
+            for _ in range(4):
+                at = int(rng.integers(0, len(data)))
+                data[at:at] = _content(kind, budget // 4, rng, vocab)
+        else:  # blobs: two rewritten regions
+            for _ in range(2):
+                at = int(rng.integers(0, max(1, len(data) - budget // 2)))
+                data[at : at + budget // 2] = rng.bytes(budget // 2)
+        changed += budget
+        _replace(path, bytes(data))
+    unchosen = sorted(set(files) - set(chosen))
+    deleted = [unchosen[i] for i in rng.choice(len(unchosen), size=6, replace=False)]
+    for rel in deleted:
+        (root / rel).unlink()
+    new = []
+    mean = total / len(files)
+    for i in range(8):
+        rel = f"{Path(unchosen[i * 7]).parent}/new_{i}.sst"
+        (root / rel).write_bytes(_content("sstable", int(mean * 0.5), rng, vocab))
+        changed += int(mean * 0.5)
+        new.append(rel)
+    return {
+        "bytes_total": total,
+        "files_total": len(files),
+        "files_mutated": len(chosen),
+        "bytes_mutated_approx": changed,
+        "mutated_share_of_bytes": round(changed / total, 4),
+        "mutated_share_of_files": round(len(chosen) / len(files), 4),
+        "files_new": len(new),
+        "files_deleted": len(deleted),
+        "insert_files": inserts,
+        "chosen": chosen,
+        "new": new,
+    }
+
+
+# ---------------------------------------------------------------------------- rsync
+_STAT = re.compile(r"^(Total bytes sent|Total bytes received|Literal data): ([\d,]+)")
+
+
+def run_rsync(args: list[str], src: Path, dst: Path) -> dict:
+    """One timed rsync call; per-file completion times from --out-format lines."""
+    cmd = ["rsync", *args, "--stats", "--out-format=::done:: %n", f"{src}/", f"{dst}/"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    done_at, stats = {}, {}
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        if line.startswith("::done:: "):
+            done_at[line[9:]] = time.perf_counter() - t0
+        elif m := _STAT.match(line):
+            stats[m[1]] = int(m[2].replace(",", ""))
+    rc = proc.wait()
+    seconds = time.perf_counter() - t0
+    if rc != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed with exit {rc}")
+    return {
+        "seconds": round(seconds, 3),
+        "bytes_sent": stats.get("Total bytes sent", 0),
+        "bytes_received": stats.get("Total bytes received", 0),
+        "literal_bytes": stats.get("Literal data", 0),
+        "done_at": done_at,
+    }
+
+
+def tree_hashes(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): hashlib.blake2b(p.read_bytes(), digest_size=16).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".rsync-partial" not in p.parts
+    }
+
+
+# ---------------------------------------------------------------------------- freshness
+def segment_reads(segments: list[str], rng: np.random.Generator) -> dict[str, float]:
+    """Next window's reads per segment: Zipf(1.1) over a random order of the segments."""
+    perm = rng.permutation(len(segments))
+    return {segments[j]: 1e6 / (rank + 1) ** 1.1 for rank, j in enumerate(perm)}
+
+
+def write_priority_queue(
+    lake_dir: Path, reads: dict[str, float], pending_bytes: dict[str, int], seed: int
+) -> dict:
+    """The queue a hot-segment model would give: Smith's rule w/p on noisy predicted reads."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    origin = pd.Timestamp.now(tz="UTC").floor("h")
+    for seg, nbytes in pending_bytes.items():
+        w = reads[seg] * float(rng.lognormal(0, 0.5))  # model error: x/÷ 1.65 (1 sigma)
+        cost = max(nbytes, 1) / BW
+        rows.append((seg, w, cost, w / cost))
+    rows.sort(key=lambda r: -r[3])
+    frame = pd.DataFrame(
+        [
+            {"ts": origin, "origin": origin, "cluster": "bench", "replica": "cn-north",
+             "segment": seg, "rank": i + 1, "weight": w, "cost_s": c, "score": s, "waited_s": 0.0}
+            for i, (seg, w, c, s) in enumerate(rows)
+        ]
+    )  # fmt: skip
+    Lake(lake_dir).write("priority_queue", frame)
+    return {"segments": len(rows), "noise_sigma": 0.5}
+
+
+def exposure(done: dict[str, float], reads: dict[str, float], window_s: float) -> float:
+    """Stale reads: sum over segments of (reads per second) x (seconds until fresh)."""
+    return sum(reads[s] / window_s * t for s, t in done.items())
+
+
+def fresh_curve(done: dict[str, float], reads: dict[str, float], horizon: float) -> list:
+    total = sum(reads.values())
+    points = []
+    for t in np.linspace(0, horizon, 21):
+        stale = sum(reads[s] for s, c in done.items() if c > t)
+        points.append([round(float(t), 3), round(1 - stale / total, 4)])
+    return points
+
+
+def seg_done_from_files(done_at: dict[str, float], pending: dict[str, list[str]]) -> dict:
+    out = {}
+    for seg, files in pending.items():
+        times = [done_at.get(f) for f in files]
+        out[seg] = max(t for t in times if t is not None) if any(times) else 0.0
+    return out
+
+
+# ---------------------------------------------------------------------------- kill trials
+def kill_trials(work: Path, trials: int, settings: Settings, seed: int) -> dict:
+    """SIGKILL ``python -m replication`` at random moments and at named crash points."""
+    rng = random.Random(seed)
+    old, new = work / "k_old", work / "k_new"
+    for i in range(24):
+        rel = f"s{i % 6}/f{i}.db"
+        (old / rel).parent.mkdir(parents=True, exist_ok=True)
+        (old / rel).write_bytes(rng.randbytes(rng.randrange(50_000, 150_000)))
+    shutil.copytree(old, new)
+    for i, p in enumerate(sorted(new.rglob("*.db"))):
+        data = bytearray(p.read_bytes())
+        if i % 3 == 0:
+            data[1000:9000] = rng.randbytes(8000)
+        elif i % 3 == 1:
+            data[4000:4000] = rng.randbytes(3000)
+        else:
+            data += rng.randbytes(10_000)
+        p.write_bytes(bytes(data))
+    (new / "s6").mkdir()
+    (new / "s6" / "new.db").write_bytes(rng.randbytes(100_000))
+    h_old, h_new = tree_hashes(old), tree_hashes(new)
+    points = ["before_write", "before_fsync", "before_rename", "before_dir_fsync",
+              "before_journal"]  # fmt: skip
+    stats = {"trials": 0, "torn": 0, "resume_not_equal": 0, "temps_left": 0,
+             "killed_mid_run": 0, "max_resend_ratio": 0.0, "by_point": {}}  # fmt: skip
+    for n in range(trials):
+        dst, state = work / "k_dst", work / "k_state"
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
+        shutil.copytree(old, dst)
+        whole = n % 2 == 0
+        cmd = [sys.executable, "-m", "replication", "--source", str(new), "--target", str(dst),
+               "--state-dir", str(state), "--no-record", "--bwlimit", "4MiB",
+               "--whole-file" if whole else "--no-whole-file"]  # fmt: skip
+        env = dict(os.environ)
+        how = "random"
+        if n % 2 == 1 or n % 5 == 0:
+            how = points[n % len(points)]
+            env[CRASH_ENV] = f"{how}:{rng.randrange(1, 20)}"
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+        if how == "random":
+            deadline = time.monotonic() + 30
+            while not list(dst.rglob(f"*{TMP_SUFFIX}")) and proc.poll() is None:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0, 0.5 if whole else 0.1))
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=120)
+        seen = tree_hashes(dst)
+        torn = [
+            r for r in set(h_old) | set(h_new) if seen.get(r) not in (h_old.get(r), h_new.get(r))
+        ]
+        missing = sum((new / r).stat().st_size for r in h_new if seen.get(r) != h_new[r])
+        result = run_sync(
+            SyncRequest(source=new, target=str(dst), state_dir=state, record=False,
+                        whole_file=whole, order="alpha"),
+            settings=settings,
+        )  # fmt: skip
+        stats["trials"] += 1
+        stats["torn"] += bool(torn)
+        stats["killed_mid_run"] += missing > 0
+        stats["resume_not_equal"] += tree_hashes(dst) != h_new
+        stats["temps_left"] += bool(list(dst.rglob(f"*{TMP_SUFFIX}")))
+        if missing:
+            ratio = result.bytes_sent / missing
+            stats["max_resend_ratio"] = round(max(stats["max_resend_ratio"], ratio), 4)
+        stats["by_point"][how] = stats["by_point"].get(how, 0) + 1
+    return stats
+
+
+# ---------------------------------------------------------------------------- main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 1.6 GB dataset")
+    parser.add_argument("--kill-trials", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="replicast-bench-", dir=args.workdir))
+    report: dict = {"scale": args.scale, "seed": args.seed, "workdir": str(work)}
+    try:
+        _bench(work, args, rng, report)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report["summary"], indent=2))
+
+
+def _bench(work: Path, args: argparse.Namespace, rng: np.random.Generator, report: dict) -> None:
+    settings = Settings(data_dir=work / "var")
+    base, src = work / "base", work / "src"
+    t = time.perf_counter()
+    kinds = build_dataset(base, args.scale, rng)
+    report["build_seconds"] = round(time.perf_counter() - t, 1)
+    print(f"dataset built in {report['build_seconds']} s", file=sys.stderr)
+
+    rsync_runs = {
+        "rsync_a": ["-a", "--delete"],
+        "rsync_nwf": ["-a", "--delete", "--no-whole-file"],
+        "rsync_nwf_z": ["-a", "--delete", "--no-whole-file", "-z"],
+        "rsync_a_fsync": ["-a", "--delete", "--fsync"],
+        "rsync_nwf_bw": ["-a", "--delete", "--no-whole-file", "--bwlimit=40m"],
+        "rsync_nwf_z_bw": ["-a", "--delete", "--no-whole-file", "-z", "--bwlimit=40m"],
+    }
+    replicast_runs = {
+        "replicast_delta": {"transport": "delta"},
+        "replicast_rsync": {"transport": "rsync"},
+        "replicast_delta_bw": {"transport": "delta", "bwlimit": float(BW)},
+        "replicast_rsync_bw": {"transport": "rsync", "bwlimit": float(BW)},
+    }
+    for name in rsync_runs:
+        subprocess.run(["cp", "-al", str(base), str(work / name)], check=True)
+    initial = {}
+    for name in replicast_runs:  # replicast's own initial replication (warms its index)
+        res = run_sync(
+            SyncRequest(source=base, target=str(work / name), state_dir=work / f"state_{name}",
+                        record=False, order="alpha"),
+            settings=settings,
+        )  # fmt: skip
+        initial[name] = {"seconds": round(res.seconds, 2), "bytes_written": res.bytes_written}
+    report["initial_replication"] = initial
+    subprocess.run(["cp", "-al", str(base), str(src)], check=True)
+    changes = mutate(src, kinds, rng)
+    report["change_set"] = {k: v for k, v in changes.items() if k not in ("chosen", "new")}
+    print(f"change set: {report['change_set']}", file=sys.stderr)
+
+    # insert files never fall back to whole file: literal share of each, by the delta plan
+    ratios = []
+    for rel in changes["insert_files"]:
+        old, new = (base / rel).read_bytes(), (src / rel).read_bytes()
+        ops = plan_delta(new, signature_of_bytes(old))
+        ratios.append((literal_bytes(ops) - (len(new) - len(old))) / len(new))
+    report["insert_files_extra_literal_share_max"] = round(max(ratios), 4) if ratios else None
+
+    # freshness inputs: reads per segment and the pending bytes per segment
+    segments = sorted(p.name for p in src.iterdir())
+    reads = segment_reads(segments, rng)
+    pending: dict[str, list[str]] = {}
+    for rel in changes["chosen"] + changes["new"]:
+        pending.setdefault(rel.split("/")[0], []).append(rel)
+    pending_bytes = {s: sum((src / f).stat().st_size for f in fs) for s, fs in pending.items()}
+    report["priority_queue"] = write_priority_queue(
+        settings.lake_dir, reads, pending_bytes, args.seed
+    )
+
+    results: dict[str, dict] = {}
+    for name, rargs in rsync_runs.items():
+        os.sync()
+        results[name] = run_rsync(rargs, src, work / name)
+        print(f"{name}: {results[name]['seconds']} s", file=sys.stderr)
+    for name, kw in replicast_runs.items():
+        os.sync()
+        res = run_sync(
+            SyncRequest(source=src, target=str(work / name), state_dir=work / f"state_{name}",
+                        record=False, delete=True, order="priority", cluster="bench",
+                        replica="cn-north", **kw),
+            settings=settings,
+        )  # fmt: skip
+        assert res.state == "finished", res.errors
+        results[name] = {
+            "seconds": round(res.seconds, 3),
+            "bytes_sent": res.bytes_sent,
+            "bytes_received": res.signature_bytes,
+            "literal_bytes": res.literal_bytes,
+            "bytes_read": res.bytes_read,
+            "bytes_written": res.bytes_written,
+            "order": res.order,
+            "seg_done": {s.name: s.finished_s or 0.0 for s in res.segments if s.name in pending},
+        }
+        print(f"{name}: {results[name]['seconds']} s", file=sys.stderr)
+    want = tree_hashes(src)
+    correct = {name: tree_hashes(work / name) == want for name in results}
+    report["all_replicas_equal_source"] = correct
+
+    # freshness at 40 MiB/s: replicast priority (delta) vs rsync's name order
+    rsync_done = seg_done_from_files(results["rsync_nwf_bw"]["done_at"], pending)
+    prio_done = results["replicast_delta_bw"]["seg_done"]
+    prio_rsync_done = results["replicast_rsync_bw"]["seg_done"]
+    window = 3600.0
+    horizon = max(max(rsync_done.values()), max(prio_done.values()))
+    e_rsync, e_prio = exposure(rsync_done, reads, window), exposure(prio_done, reads, window)
+    e_prio_rsync = exposure(prio_rsync_done, reads, window)
+    report["freshness"] = {
+        "stale_read_exposure_rsync_order": round(e_rsync, 1),
+        "stale_read_exposure_priority_delta": round(e_prio, 1),
+        "stale_read_exposure_priority_rsync_batches": round(e_prio_rsync, 1),
+        "ratio_priority_delta_vs_rsync": round(e_prio / e_rsync, 4),
+        "ratio_priority_rsync_batches_vs_rsync": round(e_prio_rsync / e_rsync, 4),
+        "curve_rsync_order": fresh_curve(rsync_done, reads, horizon),
+        "curve_priority_delta": fresh_curve(prio_done, reads, horizon),
+        "curve_priority_rsync_batches": fresh_curve(prio_rsync_done, reads, horizon),
+    }
+
+    # verify: stored signatures vs rsync -a --checksum on in-sync replicas
+    os.sync()
+    t = time.perf_counter()
+    index = SignatureIndex(work / "state_replicast_delta" / "signatures.sqlite")
+    from replication.catalog import build_catalog
+
+    vrep = verify_replica(src, work / "replicast_delta", build_catalog(src), index)
+    verify_s = time.perf_counter() - t
+    rs_check = run_rsync(["-a", "--checksum", "--delete"], src, work / "rsync_a")
+    report["verify"] = {
+        "replicast_seconds": round(verify_s, 3),
+        "replicast_ok": vrep.ok,
+        "replicast_bytes_read": vrep.bytes_read,
+        "rsync_checksum_seconds": rs_check["seconds"],
+        "ratio": round(verify_s / rs_check["seconds"], 4),
+    }
+    for r in results.values():
+        r.pop("done_at", None)
+        r.pop("seg_done", None)
+    report["runs"] = results
+
+    t = time.perf_counter()
+    report["kill_trials"] = kill_trials(work, args.kill_trials, settings, args.seed)
+    report["kill_trials"]["seconds"] = round(time.perf_counter() - t, 1)
+
+    r = results
+    report["summary"] = {
+        "dataset_gb": round(changes["bytes_total"] / 1e9, 3),
+        "files": changes["files_total"],
+        "bytes_sent_delta_bw_vs_rsync_nwf_z": round(
+            r["replicast_delta_bw"]["bytes_sent"] / r["rsync_nwf_z"]["bytes_sent"], 4
+        ),
+        "time_delta_bw_vs_rsync_nwf_bw": round(
+            r["replicast_delta_bw"]["seconds"] / r["rsync_nwf_bw"]["seconds"], 4
+        ),
+        "time_rsync_transport_bw_vs_rsync_nwf_bw": round(
+            r["replicast_rsync_bw"]["seconds"] / r["rsync_nwf_bw"]["seconds"], 4
+        ),
+        "time_delta_unlimited_vs_rsync_a": round(
+            r["replicast_delta"]["seconds"] / r["rsync_a"]["seconds"], 4
+        ),
+        "time_delta_unlimited_vs_rsync_a_fsync": round(
+            r["replicast_delta"]["seconds"] / r["rsync_a_fsync"]["seconds"], 4
+        ),
+        "time_rsync_transport_unlimited_vs_rsync_a": round(
+            r["replicast_rsync"]["seconds"] / r["rsync_a"]["seconds"], 4
+        ),
+        "exposure_priority_vs_rsync": report["freshness"]["ratio_priority_delta_vs_rsync"],
+        "verify_vs_rsync_checksum": report["verify"]["ratio"],
+        "insert_files_extra_literal_share_max": report["insert_files_extra_literal_share_max"],
+        "kill_trials": report["kill_trials"]["trials"],
+        "kill_torn": report["kill_trials"]["torn"],
+        "kill_resume_not_equal": report["kill_trials"]["resume_not_equal"],
+        "kill_max_resend_ratio": report["kill_trials"]["max_resend_ratio"],
+        "all_replicas_equal_source": all(correct.values()),
+    }
+
+
+if __name__ == "__main__":
+    main()
