@@ -173,7 +173,8 @@ def parse_target(uri: str, settings: Settings, *, now: pd.Timestamp | None = Non
 
 
 def _timestamp(text: str) -> pd.Timestamp:
-    stamp = pd.Timestamp(text)
+    stamp = pd.Timestamp(text.strip().replace(" ", "+"))  # an unescaped '+' arrives as ' '
+
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
