@@ -149,15 +149,18 @@ def panel_from_counts(
     )
 
 
-def _window_sum(cum: np.ndarray, t: int, k: int) -> np.ndarray:
-    lo = max(t + 1 - k, 0)
-    return cum[:, t + 1] - cum[:, lo]
+def _window_sum(cum: np.ndarray, rows: np.ndarray, t: np.ndarray, k: int) -> np.ndarray:
+    """Sum of windows t-k+1..t of each (row, t) pair from a cumulative matrix."""
+    return cum[rows, t + 1] - cum[rows, np.maximum(t + 1 - k, 0)]
 
 
-def _lag(matrix: np.ndarray, t: int, k: int) -> np.ndarray:
-    # value of the window that has the same position as t+1 k windows earlier
+def _lag(matrix: np.ndarray, rows: np.ndarray, t: np.ndarray, k: int) -> np.ndarray:
+    """Value of the window k windows before the predicted one (t+1), NaN before the start."""
     i = t + 1 - k
-    return matrix[:, i] if i >= 0 else np.full(matrix.shape[0], np.nan)
+    out = np.full(len(rows), np.nan)
+    ok = i >= 0
+    out[ok] = matrix[rows[ok], i[ok]]
+    return out
 
 
 def _ewm_all(matrix: np.ndarray, half_life: float) -> np.ndarray:
@@ -170,12 +173,17 @@ def _ewm_all(matrix: np.ndarray, half_life: float) -> np.ndarray:
     return out
 
 
+def _cumulative(matrix: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.zeros((matrix.shape[0], 1)), np.cumsum(matrix, axis=1)], axis=1)
+
+
 def segment_features(
     panel: SegmentPanel,
-    at: np.ndarray | list[int],
+    at: np.ndarray | list[int] | range,
     *,
     timezone: str | None = None,
     only_seen: bool = True,
+    only_active: bool = False,
 ) -> pd.DataFrame:
     """Features of each segment at each window index in ``at`` (predicting window t+1).
 
@@ -184,73 +192,77 @@ def segment_features(
         at: window indices t (features use windows 0..t only).
         timezone: the cluster's local timezone for calendar features (timed panels).
         only_seen: skip segments not yet seen by window t.
+        only_active: keep only segments read in window t (an access trace's pending set).
 
     Returns:
         ``segment`` (name), ``t`` (window index), ``ts`` (start of the predicted window,
-        when timed) and the feature columns.
+        when timed) and the feature columns, ordered by t then segment.
     """
-    reads = panel.reads
-    cum = np.concatenate([np.zeros((reads.shape[0], 1)), np.cumsum(reads, axis=1)], axis=1)
-    cum_w = np.concatenate([np.zeros((reads.shape[0], 1)), np.cumsum(panel.writes, axis=1)], axis=1)
-    cum_c = np.concatenate(
-        [np.zeros((reads.shape[0], 1)), np.cumsum(panel.changed, axis=1)], axis=1
-    )
-    ewms = {h: _ewm_all(reads, h) for h in (1, 4, 24)}
-    # last window index with reads, carried forward
-    idx = np.where(reads > 0, np.arange(reads.shape[1])[None, :], -1)
-    last_read = np.maximum.accumulate(idx, axis=1)
-    partition_day = _partition_days(panel.segments)
+    at = np.asarray(list(at), dtype=int)
     timed = isinstance(panel.starts, pd.DatetimeIndex)
-    frames = []
-    for t in at:
-        t = int(t)
-        if not 0 <= t < panel.n_windows:
-            raise DataValidationError(
-                f"segment features: window {t} outside 0..{panel.n_windows - 1}"
-            )
-        keep = panel.first_seen <= t if only_seen else np.ones(len(panel.segments), bool)
-        r1 = reads[:, t]
-        r8 = _window_sum(cum, t, 8)
-        total = r1.sum()
-        since = np.where(last_read[:, t] >= 0, t - last_read[:, t], t + 1 + 1000)
-        if partition_day is not None and timed:
-            day = (panel.starts[t] + pd.Timedelta(hours=panel.window_hours or 1)).normalize()
-            age = (day.tz_localize(None) - partition_day).days.to_numpy(dtype=float)
-        else:
-            age = (t - panel.first_seen).astype(float)
-        cols = {
-            "segment": panel.segments,
-            "t": t,
-            "reads_1": r1,
-            "reads_2": _window_sum(cum, t, 2),
-            "reads_4": _window_sum(cum, t, 4),
-            "reads_8": r8,
-            "reads_24": _window_sum(cum, t, 24),
-            "reads_lag24": _lag(reads, t, 24),
-            "reads_lag168": _lag(reads, t, 168),
-            "ewm_1": ewms[1][:, t],
-            "ewm_4": ewms[4][:, t],
-            "ewm_24": ewms[24][:, t],
-            "trend": (r1 + 1) / (r8 / min(8, t + 1) + 1),
-            "since_read": since.astype(float),
-            "share": r1 / total if total > 0 else np.zeros_like(r1),
-            "writes_1": panel.writes[:, t],
-            "writes_4": _window_sum(cum_w, t, 4),
-            "changed_1": panel.changed[:, t],
-            "changed_4": _window_sum(cum_c, t, 4),
-            "log_size": np.log1p(panel.size[:, t]),
+    if len(at) and (at.min() < 0 or at.max() >= panel.n_windows):
+        raise DataValidationError(
+            f"segment features: windows {at.min()}..{at.max()} outside 0..{panel.n_windows - 1}"
+        )
+    reads = panel.reads
+    n_seg = reads.shape[0]
+    keep = np.ones((len(at), n_seg), dtype=bool)
+    if only_seen:
+        keep &= panel.first_seen[None, :] <= at[:, None]
+    if only_active:
+        keep &= reads[:, at].T > 0
+    t_idx, rows = np.nonzero(keep)
+    t = at[t_idx]
+    if len(rows) == 0:
+        return pd.DataFrame(columns=["segment", "t", *feature_names(timed)])
+    cum = _cumulative(reads)
+    cum_w = _cumulative(panel.writes)
+    cum_c = _cumulative(panel.changed)
+    idx = np.where(reads > 0, np.arange(reads.shape[1])[None, :], -1)
+    last_read = np.maximum.accumulate(idx, axis=1)[rows, t]
+    totals = reads.sum(axis=0)[t]
+    r1 = reads[rows, t]
+    r8 = _window_sum(cum, rows, t, 8)
+    partition_day = _partition_days(panel.segments) if timed else None
+    step = pd.Timedelta(hours=panel.window_hours or 1)
+    if partition_day is not None:
+        predicted_day = (panel.starts + step).normalize().tz_localize(None)
+        age = (predicted_day[t] - partition_day[rows]).days.to_numpy(dtype=float)
+    else:
+        age = (t - panel.first_seen[rows]).astype(float)
+    cols: dict[str, object] = {
+        "segment": panel.segments[rows],
+        "t": t,
+        "reads_1": r1,
+        "reads_2": _window_sum(cum, rows, t, 2),
+        "reads_4": _window_sum(cum, rows, t, 4),
+        "reads_8": r8,
+        "reads_24": _window_sum(cum, rows, t, 24),
+        "reads_lag24": _lag(reads, rows, t, 24),
+        "reads_lag168": _lag(reads, rows, t, 168),
+    }
+    for half_life in (1, 4, 24):
+        cols[f"ewm_{half_life}"] = _ewm_all(reads, half_life)[rows, t]
+    cols.update(
+        {
+            "trend": (r1 + 1) / (r8 / np.minimum(8, t + 1) + 1),
+            "since_read": np.where(last_read >= 0, t - last_read, t + 1 + 1000).astype(float),
+            "share": np.divide(r1, totals, out=np.zeros_like(r1), where=totals > 0),
+            "writes_1": panel.writes[rows, t],
+            "writes_4": _window_sum(cum_w, rows, t, 4),
+            "changed_1": panel.changed[rows, t],
+            "changed_4": _window_sum(cum_c, rows, t, 4),
+            "log_size": np.log1p(panel.size[rows, t]),
             "age": age,
         }
-        if timed:
-            start = panel.starts[t] + pd.Timedelta(hours=panel.window_hours or 1)
-            local = start.tz_convert(timezone) if timezone else start
-            cols["ts"] = start
-            cols["hour"] = float(local.hour)
-            cols["dow"] = float(local.dayofweek)
-        frames.append(pd.DataFrame(cols)[keep])
-    if not frames:
-        return pd.DataFrame(columns=["segment", "t", *feature_names(timed)])
-    return pd.concat(frames, ignore_index=True)
+    )
+    if timed:
+        start = panel.starts[t] + step
+        local = start.tz_convert(timezone) if timezone else start
+        cols["ts"] = start
+        cols["hour"] = local.hour.to_numpy(dtype=float)
+        cols["dow"] = local.dayofweek.to_numpy(dtype=float)
+    return pd.DataFrame(cols)
 
 
 def segment_targets(panel: SegmentPanel, features: pd.DataFrame) -> pd.DataFrame:

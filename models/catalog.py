@@ -43,6 +43,7 @@ def _lightgbm(config: ForecastConfig) -> Forecaster:
         freq=config.freq,
         season_length=season_length(config.freq, "day"),
         week_length=season_length(config.freq, "week"),
+        horizon=config.horizon,
         random_state=config.seed,
     )
 
@@ -57,9 +58,14 @@ def _ensemble(config: ForecastConfig) -> Forecaster:
     from models.ensemble import Ensemble
 
     return Ensemble(
-        members={"lightgbm": _lightgbm(config), "ets": _ets(config)},
+        members={
+            "lightgbm": _lightgbm(config),
+            "ets": _ets(config),
+            "seasonal_naive_day": _seasonal_naive_day(config),
+        },
         freq=config.freq,
         season_length=season_length(config.freq, "day"),
+        horizon=config.horizon,
     )
 
 
