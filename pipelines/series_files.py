@@ -92,6 +92,9 @@ def _stem(name: str) -> str:
 def read_series(path: Path, *, timestamp_col: str, value_col: str) -> pd.Series:
     """Read one file into a float series indexed by UTC timestamps (sorted).
 
+    ``value_col`` may list several comma-separated names; the first one the
+    file has is used (handy for a directory mixing formats).
+
     Raises:
         DataValidationError: unreadable file, a missing column, or no usable row.
     """
@@ -102,6 +105,8 @@ def read_series(path: Path, *, timestamp_col: str, value_col: str) -> pd.Series:
             frame = pd.read_csv(path, low_memory=False)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise DataValidationError(f"{path}: cannot read as CSV/Parquet ({exc})") from exc
+    present = [c.strip() for c in value_col.split(",") if c.strip() in frame.columns]
+    value_col = present[0] if present else value_col
     for col, flag in ((timestamp_col, "--timestamp-col"), (value_col, "--value-col")):
         if col not in frame.columns:
             raise DataValidationError(
@@ -197,3 +202,17 @@ def freq_alias(freq: pd.Timedelta) -> str:
     if minutes % 60 == 0:
         return f"{int(minutes // 60)}h"
     return f"{int(minutes)}min"
+
+
+def write_json_atomic(document: dict, path: Path) -> None:
+    """Write ``document`` as JSON through a temp file, fsync and rename."""
+    import json
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(document, fh, indent=1, allow_nan=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
