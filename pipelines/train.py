@@ -16,12 +16,17 @@ from __future__ import annotations
 import json
 import logging
 import math
+import multiprocessing
+import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -30,9 +35,9 @@ from features.seasonality import season_length
 from forecasting.backtest import BacktestResult, backtest
 from forecasting.champion import ChampionChoice, choose_champion
 from forecasting.errors import ConfigError, DataValidationError
-from forecasting.forecaster import SERIES, TS, Y
+from forecasting.forecaster import SERIES, TS, Forecaster, Y
 from forecasting.lake import Lake
-from forecasting.settings import ModelName, Settings, Target
+from forecasting.settings import ForecastConfig, ModelName, Settings, Target
 from models import catalog
 from models.mlflow_load import LoadForecastModel, TargetModel
 from models.mlflow_registry import (
@@ -124,6 +129,95 @@ def _input_example(frames: dict[str, pd.DataFrame], steps: int) -> pd.DataFrame:
     return part.assign(target=target).reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class _TargetJob:
+    target: str
+    frame: pd.DataFrame
+    models: tuple[str, ...]
+    config: ForecastConfig
+    folds: int
+
+
+@dataclass(frozen=True)
+class _TargetOutcome:
+    target: str
+    result: BacktestResult
+    choice: ChampionChoice
+    forecaster: Forecaster
+
+
+def _fit_target(job: _TargetJob, notify: Callable[[str], None]) -> _TargetOutcome:
+    """Backtest every model on one target, choose the champion and refit it on all data."""
+    config = job.config
+    logger.info(
+        "backtesting %s: %d series, %d rows",
+        job.target,
+        job.frame[SERIES].nunique(),
+        len(job.frame),
+    )
+    factories = {name: catalog.factory(name, config) for name in job.models}  # type: ignore[arg-type]
+    result = backtest(
+        job.frame,
+        factories,
+        horizon=config.horizon,
+        folds=job.folds,
+        quantiles=config.quantiles,
+        season_length=season_length(config.freq, "day"),
+        progress=lambda name, fold: notify(f"{job.target}: {name} fold {fold + 1}/{job.folds}"),
+    )
+    if result.scores.empty:
+        raise DataValidationError(
+            f"{job.target}: the series are too short for a {job.folds}-fold backtest of "
+            f"horizon {config.horizon}; ingest more history or lower --folds"
+        )
+    choice = choose_champion(result.summary())
+    forecaster = catalog.build(choice.model, config).fit(job.frame)  # type: ignore[arg-type]
+    notify(f"{job.target}: refit {choice.model}")
+    return _TargetOutcome(job.target, result, choice, forecaster)
+
+
+def _fit_target_in_worker(job: _TargetJob, queue: Any) -> _TargetOutcome:
+    return _fit_target(job, queue.put)
+
+
+def _workers(requested: int | None, jobs: int) -> int:
+    if requested is not None:
+        return max(1, min(requested, jobs))
+    return max(1, min(jobs, os.cpu_count() or 1))
+
+
+def _run_jobs(
+    jobs: list[_TargetJob], workers: int, tick: Callable[[str], None]
+) -> Iterator[_TargetOutcome]:
+    """Run the per-target jobs, in this process (1 worker) or in spawned processes."""
+    if workers <= 1:
+        for job in jobs:
+            yield _fit_target(job, tick)
+        return
+    context = multiprocessing.get_context("spawn")  # no fork after OpenMP/threads started
+    with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context) as pool:
+        queue = manager.Queue()
+        futures = [pool.submit(_fit_target_in_worker, job, queue) for job in jobs]
+        pending = set(futures)
+        while pending:
+            _drain(queue, tick)
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in done:
+                future.result()  # re-raise a worker's error here, with its message
+        _drain(queue, tick)
+        for future in futures:
+            yield future.result()
+
+
+def _drain(queue: Any, tick: Callable[[str], None]) -> None:
+    while True:
+        try:
+            stage = queue.get_nowait()
+        except Empty:
+            return
+        tick(stage)
+
+
 def train(
     settings: Settings,
     *,
@@ -132,6 +226,7 @@ def train(
     models: Sequence[ModelName] | None = None,
     folds: int | None = None,
     targets: Sequence[Target] | None = None,
+    workers: int | None = None,
 ) -> TrainReport:
     """Backtest, pick and register the load champions of every target.
 
@@ -142,6 +237,8 @@ def train(
         models: models to backtest; defaults to ``settings.forecast.models``.
         folds: rolling-origin folds; defaults to ``settings.forecast.folds``.
         targets: targets to train; defaults to ``settings.forecast.targets``.
+        workers: processes the targets are spread over (one per target at most);
+            defaults to the CPU count. 1 runs everything in this process.
 
     Returns:
         A :class:`TrainReport` (per-target summaries, champions, the registry gate).
@@ -153,7 +250,7 @@ def train(
     started = time.perf_counter()
     run_id = uuid.uuid4().hex
     try:
-        report = _train(settings, lake, progress, models, folds, targets)
+        report = _train(settings, lake, progress, models, folds, targets, workers)
     except Exception as exc:
         record_job_run(
             lake,
@@ -189,6 +286,7 @@ def _train(
     models: Sequence[ModelName] | None,
     folds: int | None,
     targets: Sequence[Target] | None,
+    workers: int | None,
 ) -> TrainReport:
     started = time.perf_counter()
     config = settings.forecast
@@ -198,7 +296,8 @@ def _train(
     if not targets:
         raise ConfigError("no targets to train; set forecast.targets")
     day = season_length(config.freq, "day")
-    factories = {name: catalog.factory(name, config) for name in model_names}
+    for name in model_names:
+        catalog.factory(name, config)  # unknown names fail now, not in a worker
 
     frames = load_series.read_series(lake, targets, config.freq)
     total = len(targets) * (len(model_names) * folds + 1) + 1
@@ -216,34 +315,15 @@ def _train(
     results: dict[str, BacktestResult] = {}
     choices: dict[str, ChampionChoice] = {}
     fitted: dict[str, TargetModel] = {}
-    for target in targets:
-        frame = frames[target]
-        logger.info(
-            "backtesting %s: %d series, %d rows", target, frame[SERIES].nunique(), len(frame)
+    jobs = [
+        _TargetJob(target, frames[target], tuple(model_names), config, folds) for target in targets
+    ]
+    for outcome in _run_jobs(jobs, _workers(workers, len(jobs)), tick):
+        results[outcome.target] = outcome.result
+        choices[outcome.target] = outcome.choice
+        fitted[outcome.target] = TargetModel(
+            model_name=outcome.choice.model, forecaster=outcome.forecaster, mase=outcome.choice.mase
         )
-        result = backtest(
-            frame,
-            factories,
-            horizon=config.horizon,
-            folds=folds,
-            quantiles=config.quantiles,
-            season_length=day,
-            progress=lambda name, fold, t=target: tick(f"{t}: {name} fold {fold + 1}/{folds}"),
-        )
-        if result.scores.empty:
-            raise DataValidationError(
-                f"{target}: the series are too short for a {folds}-fold backtest of "
-                f"horizon {config.horizon}; ingest more history or lower --folds"
-            )
-        summary = result.summary()
-        choice = choose_champion(summary)
-        forecaster = catalog.build(choice.model, config).fit(frame)  # type: ignore[arg-type]
-        fitted[target] = TargetModel(
-            model_name=choice.model, forecaster=forecaster, mase=choice.mase
-        )
-        results[target] = result
-        choices[target] = choice
-        tick(f"{target}: refit {choice.model}")
 
     data_start = min(f[TS].min() for f in frames.values())
     data_end = max(f[TS].max() for f in frames.values())

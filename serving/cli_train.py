@@ -29,6 +29,7 @@ FOLDS_HELP = "Rolling-origin backtest folds (test windows of one horizon each). 
 
 def _quiet_libraries() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no usage pings from a CLI
     import mlflow  # noqa: F401  (configures its loggers on import; quiet them after)
 
     for name in ("mlflow", "alembic", "cmdstanpy", "prophet", "py.warnings"):
