@@ -27,8 +27,9 @@ How the columns are derived (all documented in README "Connect your fleet"):
   the last replayed transaction while replay is behind (else 0) and the WAL bytes
   it received in the interval.
 - ``net_rtt_ms``: round trip of a trivial query from the collector.
-- segments: ``<schema>.<table>`` of every table and leaf partition (partitioned
-  parents carry no rows); ``reads`` = increase of ``seq_tup_read + idx_tup_fetch``,
+- segments (from a primary only; a standby's table counters see only its own reads):
+  ``<schema>.<table>`` of every table and leaf partition (partitioned parents carry
+  no rows); ``reads`` = increase of ``seq_tup_read + idx_tup_fetch``,
   ``writes`` = increase of ``n_tup_ins + n_tup_upd + n_tup_del``, ``bytes_changed``
   = writes x average row width (``pg_table_size / n_live_tup``), ``size_bytes`` =
   ``pg_table_size``.
@@ -443,6 +444,10 @@ def to_frames(
             "net_rtt_ms": current.rtt_ms,
         }
     )
+    if current.in_recovery:
+        # segment heat is the primary's: a standby's table counters see only its own reads,
+        # and segment_access has one row per (cluster, segment, ts), not one per node
+        return {"node_metrics": node, "segment_access": pd.DataFrame()}
     db = current.dbname
     table_reset = restarted or previous.db_resets.get(db, "") != current.db_resets.get(db, "")
     segments = segment_rows(previous.tables, current.tables, reset=table_reset)
