@@ -226,6 +226,11 @@ class Settings(BaseSettings):
         },
         description="job name -> cron expression",
     )
+    ingest_sources: list[str] = Field(
+        default_factory=lambda: ["sample"],
+        description="what the scheduled ingest job reads: 'sample', file paths or globs, "
+        "postgresql:// or prometheus:// URIs",
+    )
 
     @classmethod
     def settings_customise_sources(

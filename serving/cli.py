@@ -8,6 +8,7 @@ from serving import (
     cli_backtest,
     cli_decisions,
     cli_ingest,
+    cli_jobs,
     cli_serve,
     cli_simulate,
     cli_sources,
@@ -50,6 +51,7 @@ for module in (
     cli_sync,
     cli_serve,
     cli_sources,
+    cli_jobs,
 ):
     module.register(app)
 

@@ -1,0 +1,152 @@
+"""`replicast schedule` and `replicast run`: the scheduled batch jobs."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+import pandas as pd
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from forecasting.errors import ReplicastError
+from forecasting.lake import Lake
+from forecasting.settings import get_settings
+from pipelines.jobs import JOBS, get_job
+from pipelines.schedule import (
+    JOB_RUNS,
+    JobRun,
+    Scheduler,
+    next_runs,
+    run_job,
+    stop_on_signals,
+    utc_now,
+)
+from serving.cli_errors import err_console, handle_errors
+from serving.logs import configure_logging
+
+#: Exit code of `replicast run` when another run of the job holds its lock (EX_TEMPFAIL).
+EXIT_LOCKED = 75
+
+ONCE_HELP = (
+    "Wait for the next scheduled time of this job only, run it once and exit "
+    "(the other jobs do not run)."
+)
+LIST_HELP = "Show each scheduled job's cron, next run times (UTC) and last run, then exit."
+COUNT_HELP = "How many next run times --list shows per job."
+JOB_HELP = f"The job to run: {', '.join(JOBS)}."
+
+
+def _last_runs(lake: Lake) -> dict[str, pd.Series]:
+    """Job name -> its newest ``job_runs`` row (empty if none or unreadable)."""
+    try:
+        runs = lake.read(JOB_RUNS)
+    except ReplicastError:
+        return {}
+    if runs.empty or "job" not in runs.columns:
+        return {}
+    newest = runs.sort_values("ts").groupby("job").tail(1)
+    return {str(row["job"]): row for _, row in newest.iterrows()}
+
+
+def schedule_table(schedule: dict[str, str], lake: Lake, *, now: datetime, count: int = 3) -> Table:
+    """The schedule as a table: job, cron, next ``count`` runs, last recorded run."""
+    last = _last_runs(lake)
+    table = Table(
+        title=f"schedule (UTC, now {now:%Y-%m-%d %H:%M})", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    for col in ("job", "cron", "next runs (UTC)", "last run"):
+        table.add_column(col, no_wrap=col != "next runs (UTC)")
+    for name, cron in sorted(schedule.items()):
+        times = ", ".join(f"{t:%m-%d %H:%M}" for t in next_runs(cron, now, count))
+        row = last.get(name)
+        if row is None:
+            previous = "-"
+        else:
+            colour = {"ok": "green", "succeeded": "green", "failed": "red"}.get(
+                str(row["state"]), "yellow"
+            )
+            previous = f"[{colour}]{row['state']}[/] {pd.Timestamp(row['ts']):%m-%d %H:%M}"
+        table.add_row(name, cron, times, previous)
+    return table
+
+
+def _report(console: Console, run: JobRun) -> None:
+    """Print a run's outcome; a run that did not succeed exits non-zero."""
+    if run.state == "ok":
+        console.print(
+            f"[green]{run.job} ok[/] in {run.seconds:.1f} s (run {run.run_id}) {run.detail}",
+            highlight=False,
+        )
+        return
+    if run.state == "skipped_locked":
+        err_console.print(f"[yellow]{run.job} skipped:[/] {run.detail}", highlight=False)
+        raise typer.Exit(EXIT_LOCKED)
+    if isinstance(run.error, ReplicastError):
+        raise run.error  # handle_errors prints it and picks the exit code
+    err_console.print(f"[bold red]error:[/] {run.job} failed: {run.detail}", highlight=False)
+    raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+
+    @app.command("schedule")
+    @handle_errors
+    def schedule(
+        once: str | None = typer.Option(None, "--once", metavar="JOB", help=ONCE_HELP),
+        list_: bool = typer.Option(False, "--list", help=LIST_HELP),
+        count: int = typer.Option(3, "--count", "-n", min=1, help=COUNT_HELP),
+    ) -> None:
+        """Run the batch jobs at the cron times of the settings' [schedule] table.
+
+        Cron expressions are in UTC (default: ingest every 15 minutes, forecast at
+        :05 and plan at :10 every hour, train at 03:00). Jobs run one after the
+        other in this process. Never two runs of a kind at once: each run takes a
+        lock under <data_dir>/locks/, and a run that finds it held (another
+        scheduler, `replicast run`) is skipped. Every run is recorded in the
+        job_runs dataset. A failing job is logged and the scheduler goes on.
+        SIGTERM or Ctrl-C stops after the running job; a second one interrupts it.
+        """
+        settings = get_settings()
+        console = Console()
+        if list_:
+            scheduler = Scheduler(settings)  # validates the schedule
+            console.print(
+                schedule_table(
+                    {e.name: e.cron for e in scheduler.entries},
+                    scheduler.lake,
+                    now=utc_now(),
+                    count=count,
+                )
+            )
+            return
+        configure_logging(os.environ.get("REPLICAST_LOG_LEVEL", "INFO"))
+        scheduler = Scheduler(settings)
+        with stop_on_signals(scheduler):
+            if once is not None:
+                run = scheduler.run_once(once)
+                if run is not None:
+                    _report(console, run)
+                return
+            runs = scheduler.run()
+        failed = sum(r.state == "failed" for r in runs)
+        console.print(f"scheduler stopped: {len(runs)} run(s), {failed} failed")
+
+    @app.command("run")
+    @handle_errors
+    def run(job: str = typer.Argument(..., metavar="JOB", help=JOB_HELP)) -> None:
+        """Run one batch job now, under the same lock as the scheduler.
+
+        The run is recorded in the job_runs dataset. Exit code 0 when it
+        succeeded, 75 when another run of the same job holds the lock (nothing
+        was done), otherwise the code of the job's error.
+        """
+        settings = get_settings()
+        console = Console()
+        func = get_job(job)
+        with console.status(f"running {job} ..."):
+            outcome = run_job(job, settings, job=func)
+        _report(console, outcome)
