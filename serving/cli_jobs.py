@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 
 import pandas as pd
@@ -25,7 +24,6 @@ from pipelines.schedule import (
     utc_now,
 )
 from serving.cli_errors import err_console, handle_errors
-from serving.logs import configure_logging
 
 #: Exit code of `replicast run` when another run of the job holds its lock (EX_TEMPFAIL).
 EXIT_LOCKED = 75
@@ -123,7 +121,6 @@ def register(app: typer.Typer) -> None:
                 )
             )
             return
-        configure_logging(os.environ.get("REPLICAST_LOG_LEVEL", "INFO"))
         scheduler = Scheduler(settings)
         with stop_on_signals(scheduler):
             if once is not None:
