@@ -24,7 +24,7 @@ from forecasting.settings import Settings, get_settings
 from serving.errors import install_error_handlers
 from serving.logs import configure_logging
 from serving.metrics import ServiceMetrics
-from serving.middleware import RequestContextMiddleware
+from serving.middleware import RequestContextMiddleware, build_access_log
 from serving.model_cache import Loader, ModelCache, VersionProbe, registry_loader, registry_probe
 from serving.priority_view import PriorityQueueView
 from serving.routes import admin, forecast, health, priorities, sizing, sync
@@ -106,7 +106,11 @@ def create_app(
     app.state.priority_view = PriorityQueueView(app.state.lake)
     app.state.sync_runs = sync_runs
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=metrics,
+        access_log=build_access_log() if configure_logs else None,
+    )
     app.include_router(health.router)
     app.include_router(forecast.router)
     app.include_router(sizing.router)

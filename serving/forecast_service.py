@@ -90,10 +90,7 @@ def forecast_payload(model: ServingModel, request: ForecastRequest) -> dict[str,
         forecasts.append(_series_payload(request.history.series_id, out))
     else:
         for series_id in request.series_ids or ():
-            history = model.series.get(request.target, series_id)
-            out = model.forecast(
-                request.target, series_id, history.ts[-1], history.y, horizon, request.quantiles
-            )
+            out = model.known_forecast(request.target, series_id, horizon, request.quantiles)
             forecasts.append(_series_payload(series_id, out))
     return {
         "model": model.name,

@@ -8,16 +8,52 @@ the hot path cheap.
 
 from __future__ import annotations
 
+import logging
 import re
+import sys
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
+import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.metrics import ServiceMetrics
 
-access_logger = structlog.stdlib.get_logger("replicast.access")
+ACCESS_LOGGER = "replicast.access"
+
+AccessLog = Callable[..., Any]
+
+
+def build_access_log() -> AccessLog | None:
+    """A cheap structlog logger for one line per request, or None when INFO is off.
+
+    The stdlib-bridged pipeline of :func:`serving.logs.configure_logging` costs about
+    0.2 ms a line; this one renders straight to stderr with orjson (same keys:
+    ``event, level, logger, timestamp`` plus the request's context variables).
+    """
+    if not logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO):
+        return None
+    stream = sys.stderr
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if stream.isatty():
+        logger = structlog.wrap_logger(
+            structlog.PrintLogger(stream),
+            processors=[*shared, structlog.dev.ConsoleRenderer(colors=False)],
+        )
+    else:
+        logger = structlog.wrap_logger(
+            structlog.BytesLogger(stream.buffer),
+            processors=[*shared, structlog.processors.JSONRenderer(serializer=orjson.dumps)],
+        )
+    return logger.bind(logger=ACCESS_LOGGER).info
+
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _HEADER = b"x-request-id"
@@ -42,7 +78,9 @@ def _route_template(scope: Scope) -> str:
 class RequestContextMiddleware:
     """Assign a request id, time the request, log one access line and record metrics."""
 
-    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics, access_log: bool = True) -> None:
+    def __init__(
+        self, app: ASGIApp, *, metrics: ServiceMetrics, access_log: AccessLog | None = None
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
@@ -74,8 +112,8 @@ class RequestContextMiddleware:
             method = scope["method"]
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(elapsed)
-            if self.access_log:
-                access_logger.info(
+            if self.access_log is not None:
+                self.access_log(
                     "access",
                     method=method,
                     path=scope["path"],

@@ -22,7 +22,12 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from forecasting.errors import DataValidationError, ModelNotFoundError, UnknownKeyError
+from forecasting.errors import (
+    DataValidationError,
+    ModelNotFoundError,
+    ReplicastError,
+    UnknownKeyError,
+)
 from forecasting.lake import Lake
 from forecasting.settings import Settings
 from serving.metrics import ServiceMetrics
@@ -31,6 +36,9 @@ from serving.series_cache import SeriesCache, lake_stamp, load_series_cache
 logger = logging.getLogger(__name__)
 
 LOAD_MODEL = "replicast-load"
+
+#: Memoised known-series forecasts kept per model version (cleared when full).
+MEMO_LIMIT = 20_000
 
 
 class ArrayForecaster(Protocol):
@@ -79,6 +87,14 @@ class ServingModel:
         """The model's series step in nanoseconds."""
         return int(pd.Timedelta(self.forecaster.freq).value)
 
+    @cached_property
+    def targets(self) -> frozenset[str]:
+        return frozenset(self.forecaster.targets)
+
+    @cached_property
+    def _memo(self) -> dict[tuple[Any, ...], dict[str, np.ndarray]]:
+        return {}
+
     def forecast(
         self,
         target: str,
@@ -94,10 +110,10 @@ class ServingModel:
             UnknownKeyError: the model does not forecast ``target``.
             DataValidationError: the model rejects the input (too short, bad horizon/quantile).
         """
-        if target not in self.forecaster.targets:
+        if target not in self.targets:
             raise UnknownKeyError(
                 f"target: model {self.name} version {self.version} does not forecast "
-                f"{target!r}; it forecasts {self.forecaster.targets}"
+                f"{target!r}; it forecasts {sorted(self.targets)}"
             )
         try:
             return self.forecaster.forecast_arrays(
@@ -107,6 +123,49 @@ class ServingModel:
             if getattr(exc, "error_code", None) == "INVALID_PARAMETER_VALUE":
                 raise DataValidationError(str(getattr(exc, "message", exc))) from exc
             raise
+
+    def known_forecast(
+        self, target: str, series_id: str, horizon: int, quantiles: Sequence[float] | None
+    ) -> dict[str, np.ndarray]:
+        """Forecast a known series from its cached history, memoised.
+
+        The inputs of a known series change only when its history does, and new
+        history makes a new :class:`ServingModel`; so the memo never goes stale.
+        Callers must not mutate the returned arrays.
+
+        Raises:
+            UnknownKeyError: unknown target or series (404).
+            DataValidationError: the model rejects horizon or quantiles (422).
+        """
+        key = (target, series_id, horizon, None if quantiles is None else tuple(quantiles))
+        found = self._memo.get(key)
+        if found is not None:
+            return found
+        if target not in self.targets:
+            self.forecast(target, series_id, np.datetime64(0, "ns"), np.empty(0), horizon, None)
+        history = self.series.get(target, series_id)
+        out = self.forecast(target, series_id, history.ts[-1], history.y, horizon, quantiles)
+        if len(self._memo) >= MEMO_LIMIT:
+            self._memo.clear()
+        self._memo[key] = out
+        return out
+
+    def warm(self) -> int:
+        """Precompute the default forecast (trained horizon, all levels) of every known series.
+
+        Returns:
+            How many series were precomputed (a series the model rejects is skipped).
+        """
+        done = 0
+        for target in sorted(self.targets):
+            for series_id in sorted(self.series.series.get(target, {})):
+                try:
+                    self.known_forecast(target, series_id, self.forecaster.horizon, None)
+                except ReplicastError as exc:
+                    logger.warning("cannot precompute %s %s: %s", target, series_id, exc)
+                    continue
+                done += 1
+        return done
 
 
 Loader = Callable[[Settings], Champion]
@@ -249,7 +308,9 @@ class ModelCache:
             series=series,
             loaded_at=time.time(),
         )
+        warmed = model.warm()
         self._swap(model, previous_version)
+        logger.info("precomputed the default forecast of %d known series", warmed)
         logger.info("serving %s version %s (was %s)", model.name, model.version, previous_version)
         return RefreshResult("swapped", model.version, previous_version)
 
@@ -270,10 +331,9 @@ class ModelCache:
         if lake_stamp(Lake(self.settings.lake_dir)) == model.series.lake_stamp:
             return
         series = self._load_series(model.forecaster)
-        self._swap(
-            ServingModel(model.name, model.version, model.forecaster, series, time.time()),
-            model.version,
-        )
+        fresh = ServingModel(model.name, model.version, model.forecaster, series, time.time())
+        fresh.warm()
+        self._swap(fresh, model.version)
 
     def _swap(self, model: ServingModel, previous_version: str | None) -> None:
         self._current = model  # one reference assignment: atomic for readers

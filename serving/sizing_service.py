@@ -16,8 +16,8 @@ from serving.schemas import SizingRequest
 
 def _forecast_frame(model: ServingModel, target: str, series_id: str, horizon: int) -> pd.DataFrame:
     history = model.series.get(target, series_id)
-    out = model.forecast(target, series_id, history.ts[-1], history.y, horizon, None)
-    frame = pd.DataFrame({k: v for k, v in out.items()})
+    out = model.known_forecast(target, series_id, horizon, None)
+    frame = pd.DataFrame({k: np.array(v, copy=True) for k, v in out.items()})
     frame["ts"] = pd.to_datetime(frame["ts"]).dt.tz_localize("UTC")
     frame["origin"] = pd.Timestamp(history.ts[-1]).tz_localize("UTC")
     return frame
