@@ -88,6 +88,9 @@ def build_dataset(root: Path, scale: float, rng: np.random.Generator) -> dict[st
             rel = f"{seg.name}/{kind}_{i}.{ {'db': 'pg', 'wal': 'log'}.get(kind, kind) }"
             (root / rel).write_bytes(_content(kind, size, rng, vocab))
             kinds[rel] = kind
+    hour_ago = time.time_ns() - 3600 * 10**9  # changes come later, as in real life
+    for rel in kinds:
+        os.utime(root / rel, ns=(hour_ago, hour_ago))
     return kinds
 
 

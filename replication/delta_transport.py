@@ -14,14 +14,14 @@ import os
 import stat
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from forecasting.errors import SyncError
 from replication.atomic import AtomicWriter
 from replication.catalog import FileEntry
 from replication.checksum import file_hasher
-from replication.delta import Copy, DeltaDecoder, DeltaEncoder, Literal, plan_delta
+from replication.delta import Copy, LinkCodec, Literal, plan_delta
 from replication.limits import Budget, TokenBucket
 from replication.paths import Resolver
 from replication.signatures import (
@@ -74,8 +74,8 @@ class LinkContext:
     """The link a transfer uses: rate limit, budget, zstd level, delta on/off, progress hook."""
 
     budget: Budget
+    codec: LinkCodec = field(default_factory=lambda: LinkCodec(0))
     bucket: TokenBucket | None = None
-    level: int = 0
     whole_file: bool = False
     on_bytes: Callable[[int], None] | None = None
     on_read: Callable[[Path, int], None] | None = None  # test seam: after each source read
@@ -176,7 +176,6 @@ class DeltaTransport:
         self, rel: str, src: Path, writer: AtomicWriter, ctx: LinkContext
     ) -> tuple[FileOutcome, Signature]:
         out = FileOutcome(rel, "whole")
-        enc, dec = DeltaEncoder(ctx.level), DeltaDecoder()
         builder = SignatureBuilder(os.path.getsize(src))
         received = file_hasher()
         with open(src, "rb") as fh:
@@ -186,10 +185,10 @@ class DeltaTransport:
                 if ctx.on_read:
                     ctx.on_read(src, out.bytes_read)
                 builder.update(chunk)
-                record = enc.encode(Literal(chunk))
-                ctx.send(len(record), ctx.budget.cancel)
-                out.bytes_sent += len(record)
-                data = chunk if ctx.level == 0 else dec.decode(record).data
+                wire, op = ctx.codec.transmit(Literal(chunk))
+                ctx.send(wire, ctx.budget.cancel)
+                out.bytes_sent += wire
+                data = op.data
                 received.update(data)
                 writer.write(data)
                 if ctx.on_bytes:
@@ -227,16 +226,14 @@ class DeltaTransport:
         source_hash = file_hasher()
         source_hash.update(data)
         ops = plan_delta(data, sig)
-        enc, dec = DeltaEncoder(ctx.level), DeltaDecoder()
         received = file_hasher()
         done = 0
         with open(dst, "rb") as basis:
             for op in ops:
                 ctx.check()
-                record = enc.encode(op)
-                ctx.send(len(record), ctx.budget.cancel)
-                out.bytes_sent += len(record)
-                op = dec.decode(record)
+                wire, op = ctx.codec.transmit(op)
+                ctx.send(wire, ctx.budget.cancel)
+                out.bytes_sent += wire
                 if isinstance(op, Copy):
                     start = op.block * sig.block_size
                     length = min(sig.size, (op.block + op.count) * sig.block_size) - start

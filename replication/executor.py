@@ -25,7 +25,7 @@ from forecasting.settings import Settings, get_settings
 from replication.atomic import clean_stale_temps, is_temp
 from replication.catalog import FileEntry, Segment, build_catalog, quick_equal
 from replication.crashpoints import crash_point
-from replication.delta import zstd_level_for
+from replication.delta import LinkCodec, zstd_level_for
 from replication.delta_transport import DeltaTransport, FileOutcome, LinkContext, TransferAborted
 from replication.journal import FileRecord, Journal
 from replication.limits import Budget, TokenBucket, concurrency_for
@@ -213,7 +213,7 @@ class _DeltaRun:
             whole = bandwidth is None or bandwidth >= WHOLE_FILE_ABOVE
         self.ctx_args = {
             "bucket": TokenBucket(bandwidth) if request.bwlimit else None,
-            "level": zstd_level_for(bandwidth),
+            "codec": LinkCodec(zstd_level_for(bandwidth)),
             "whole_file": whole,
         }
         self.concurrency = request.concurrency or concurrency_for(rtt)

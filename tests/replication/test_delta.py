@@ -9,6 +9,8 @@ from replication.delta import (
     Copy,
     DeltaDecoder,
     DeltaEncoder,
+    LinkCodec,
+    Literal,
     apply_ops,
     literal_bytes,
     plan_delta,
@@ -96,3 +98,28 @@ def test_zstd_level_follows_bandwidth() -> None:
     assert zstd_level_for(None) == 0
     assert zstd_level_for(10e9) == 0
     assert 0 < zstd_level_for(5e8) < zstd_level_for(40 * 1024**2) <= zstd_level_for(1e6)
+
+
+def test_link_codec_shares_one_context_across_files() -> None:
+    words = b" ".join(b"word%03d" % (i * 7 % 100) for i in range(5000))
+    codec = LinkCodec(3)
+    first, op1 = codec.transmit(Literal(words))
+    second, op2 = codec.transmit(Literal(words[::-1][::-1]))
+    assert op1.data == op2.data == words
+    assert second < first / 5  # the second file compresses against the first
+    raw, op = LinkCodec(0).transmit(Literal(words))
+    assert op.data is words and raw > len(words)
+
+
+def test_random_edits_always_rebuild_exactly() -> None:
+    rng = random.Random(42)
+    for _ in range(150):
+        old = rng.randbytes(rng.randrange(1, 40_000))
+        new = bytearray(old)
+        for _ in range(rng.randrange(0, 5)):
+            at = rng.randrange(0, len(new) + 1)
+            if rng.random() < 0.5:
+                new[at:at] = rng.randbytes(rng.randrange(0, 3000))  # insert
+            else:
+                new[at : at + rng.randrange(0, 3000)] = rng.randbytes(rng.randrange(0, 200))
+        _roundtrip(old, bytes(new))
