@@ -33,7 +33,9 @@ def _seasonal_naive_week(config: ForecastConfig) -> Forecaster:
 def _ets(config: ForecastConfig) -> Forecaster:
     from models.ets import ETSForecaster
 
-    return ETSForecaster(season_length=season_length(config.freq, "day"), freq=config.freq)
+    return ETSForecaster(
+        season_length=season_length(config.freq, "day"), freq=config.freq, n_jobs=2
+    )
 
 
 def _lightgbm(config: ForecastConfig) -> Forecaster:
@@ -66,6 +68,8 @@ def _ensemble(config: ForecastConfig) -> Forecaster:
         freq=config.freq,
         season_length=season_length(config.freq, "day"),
         horizon=config.horizon,
+        refit=True,
+        fit_once=("ets", "seasonal_naive_day"),
     )
 
 

@@ -50,8 +50,12 @@ class Ensemble:
         horizon: steps of the calibration forecasts.
         calibration_steps: newest steps of each series held out for calibration.
         origin_every: spacing of the calibration origins.
-        refit: refit the members on the full history after calibrating (twice the
-            fitting time, but the members learn the newest days too).
+        refit: refit the members on the full history after calibrating (they then
+            learn the newest days too).
+        fit_once: members fitted only once, on the full history, and used as they
+            are for the calibration forecasts (cheap for models with few parameters
+            that re-filter their state from the history they are given, such as ETS
+            and seasonal naive; a global learner such as LightGBM must not be listed).
     """
 
     def __init__(
@@ -62,7 +66,8 @@ class Ensemble:
         horizon: int = 24,
         calibration_steps: int = 48,
         origin_every: int = 6,
-        refit: bool = False,
+        refit: bool = True,
+        fit_once: Sequence[str] = (),
     ) -> None:
         self.members = members
         self.freq = freq
@@ -71,6 +76,7 @@ class Ensemble:
         self.calibration_steps = calibration_steps
         self.origin_every = origin_every
         self.refit = refit
+        self.fit_once = fit_once
 
     def _combine(self, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
         """``series_id, ts, step, point`` and per-series spread at the origin."""
@@ -97,11 +103,16 @@ class Ensemble:
         if longest - hold < 3 * self.season_length:
             hold = 0  # too short to hold anything out: calibrate in-sample below
         train = truncate(history, hold) if hold else history
-        self.fitted_members_ = {name: m.fit(train) for name, m in self.members.items()}
+        self.fitted_members_ = {
+            name: m.fit(history if name in self.fit_once else train)
+            for name, m in self.members.items()
+        }
         residuals, steps = self._calibration_residuals(history, hold)
         self.calibrator_ = ConformalCalibrator().fit(residuals, steps, self.horizon)
         if self.refit and hold:
-            self.fitted_members_ = {name: m.fit(history) for name, m in self.members.items()}
+            for name, m in self.members.items():
+                if name not in self.fit_once:
+                    self.fitted_members_[name] = m.fit(history)
         return self
 
     def _calibration_residuals(
