@@ -25,6 +25,9 @@ INPUT_COLUMNS = ("cluster", "segment", "ts", "reads")
 class HotSegmentsPyfunc(PythonModel):
     """Wraps a fitted :class:`HotSegmentModel` with its window and the clusters' timezones."""
 
+    #: input columns the signature marks optional (see ``models.mlflow_registry``)
+    optional_input_columns = ("writes", "bytes_changed", "size_bytes")
+
     def __init__(
         self, model: HotSegmentModel, *, window: str = "1h", timezones: Mapping[str, str]
     ) -> None:

@@ -1,0 +1,384 @@
+"""Decision backtests on arbitrary files: sizing on demand series, priority on access traces.
+
+``backtest_sizing``: each file is the demand of one service (any regular or irregular
+sampling; resampled to hourly means). At each daily origin after a 7-day warm-up
+every policy plans the next 24 hours from the history before the origin; the plans
+are replayed against the real load (see :mod:`forecasting.sizing_policies`).
+
+``backtest_priority``: a CSV access trace (one row per access, a key column and a time
+column that is a timestamp or a logical position, optional ``bytes``) is cut into
+windows of N rows or of a duration. At each window boundary after warm-up the pending
+set is every segment touched in the window just ended (as if it changed); the set is
+copied one segment after another at the bandwidth that finishes it in exactly one
+window (cost proportional to ``bytes``, equal when absent). Each policy orders the set
+from history only; exposure = accesses in the next window that arrive before their
+segment is copied (:mod:`forecasting.exposure`, event form).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.segment_features import feature_names, panel_from_counts, segment_features
+from forecasting.errors import DataValidationError
+from forecasting.exposure import (
+    alphabetical_order,
+    captured,
+    completion_times,
+    exposure_from_events,
+    smith_order,
+)
+from forecasting.sizing_policies import (
+    DemandPolicy,
+    auto_capacity,
+    default_policies,
+    replay,
+)
+from models.hot_segments import HotSegmentModel
+
+log = logging.getLogger(__name__)
+
+SERIES_SUFFIXES = (".csv", ".parquet", ".csv.gz")
+TRACE_POLICIES = ("alphabetical", "last_window", "replicast", "oracle")
+#: Scorers the replicast ordering chooses among on traces, in order of preference on ties:
+#: EWMAs of reads (half-lives 4 and 1 windows), reads of the last 4 windows, the model.
+TRACE_SCORERS = ("ewm_4", "ewm_1", "reads_4", "model")
+
+
+# ---------------------------------------------------------------- sizing
+
+
+def series_files(path: str | Path) -> list[Path]:
+    """The series files of a file or directory (CSV/Parquet), sorted."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.name.endswith(SERIES_SUFFIXES))
+        if files:
+            return files
+        raise DataValidationError(f"{path}: no .csv or .parquet series files in this directory")
+    raise DataValidationError(f"{path}: no such file or directory")
+
+
+def load_hourly(path: Path, timestamp_col: str, value_col: str) -> pd.Series:
+    """Read one series file and resample it to hourly means (UTC; gaps stay NaN).
+
+    Raises:
+        DataValidationError: unreadable file, missing column or no usable rows.
+    """
+    try:
+        frame = (
+            pd.read_parquet(path, columns=[timestamp_col, value_col])
+            if path.suffix == ".parquet"
+            else pd.read_csv(path, usecols=[timestamp_col, value_col])
+        )
+    except ValueError as exc:
+        raise DataValidationError(
+            f"{path}: cannot read columns {timestamp_col!r}, {value_col!r}: {exc}"
+        ) from exc
+    except OSError as exc:
+        raise DataValidationError(f"{path}: unreadable file: {exc}") from exc
+    ts = pd.to_datetime(frame[timestamp_col], errors="coerce", utc=True)
+    value = pd.to_numeric(frame[value_col], errors="coerce")
+    ok = ts.notna() & value.notna() & np.isfinite(value)
+    if (~ok).any():
+        log.warning("%s: %d row(s) with a bad timestamp or value skipped", path, int((~ok).sum()))
+    if not ok.any():
+        raise DataValidationError(
+            f"{path}: no row has both a timestamp in {timestamp_col!r} and a number in "
+            f"{value_col!r} (empty history)"
+        )
+    series = pd.Series(value[ok].to_numpy(dtype=float), index=ts[ok]).sort_index()
+    return series.resample("1h").mean()
+
+
+@dataclass
+class _Totals:
+    node_hours: float = 0.0
+    violations: float = 0.0
+    slack_sum: float = 0.0
+    hours: int = 0
+
+    def add(self, metrics: dict[str, float], hours: int) -> None:
+        self.node_hours += metrics["node_hours"]
+        if not math.isnan(metrics["violation_rate"]):
+            self.violations += metrics["violation_rate"] * hours
+            self.slack_sum += metrics["slack"] * hours
+            self.hours += hours
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "node_hours": self.node_hours,
+            "violation_rate": self.violations / self.hours if self.hours else math.nan,
+            "slack": self.slack_sum / self.hours if self.hours else math.nan,
+        }
+
+
+def backtest_sizing(
+    path: str | Path,
+    *,
+    timestamp_col: str = "timestamp",
+    value_col: str = "value",
+    node_capacity: float | str = "auto",
+    target_util: float = 0.7,
+    risk_quantile: float = 0.99,
+    policies: Callable[[], dict[str, DemandPolicy]] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Replay static, vpa, replicast and the oracle on every series file under ``path``.
+
+    Args:
+        path: a series file or a directory of them.
+        timestamp_col: the timestamp column.
+        value_col: the demand column.
+        node_capacity: demand one node carries at 100 %, or ``"auto"`` (the warm-up
+            part's median / 4, per file).
+        target_util: planned utilisation.
+        risk_quantile: the risk the replicast policy sizes for (``sizing.risk_quantile``).
+        policies: factory of the policies to compare (default: static, vpa, replicast).
+        progress: called with each file name as it starts.
+
+    Returns:
+        ``{"series": {file: {policy: metrics}}, "overall": {policy: metrics}, "skipped":
+        {file: reason}}``; overall node-hours are summed, rates weighted by hours.
+    """
+    factory = policies or (lambda: default_policies(risk_quantile))
+    out: dict = {"series": {}, "overall": {}, "skipped": {}}
+    totals: dict[str, _Totals] = {}
+    for file in series_files(path):
+        if progress is not None:
+            progress(file.name)
+        hourly = load_hourly(file, timestamp_col, value_col)
+        try:
+            capacity = (
+                auto_capacity(hourly.to_numpy())
+                if node_capacity == "auto"
+                else float(node_capacity)
+            )
+            result = replay(
+                hourly.to_numpy(), factory(), node_capacity=capacity, target_util=target_util
+            )
+        except DataValidationError as exc:
+            log.warning("%s: skipped: %s", file, exc)
+            out["skipped"][file.name] = str(exc)
+            continue
+        metrics = result.metrics()
+        hours = int((~np.isnan(result.actual)).sum())
+        out["series"][file.name] = {"node_capacity": capacity, **metrics}
+        for name, value in metrics.items():
+            totals.setdefault(name, _Totals()).add(value, hours)
+    if not out["series"]:
+        raise DataValidationError(
+            f"{path}: no series long enough for a sizing backtest (need > 7 days): {out['skipped']}"
+        )
+    out["overall"] = {name: t.as_dict() for name, t in totals.items()}
+    return out
+
+
+# ---------------------------------------------------------------- priority
+
+
+def load_trace(
+    path: str | Path, *, key_col: str, time_col: str, bytes_col: str = "bytes"
+) -> tuple[pd.DataFrame, bool]:
+    """Read a CSV access trace; returns (``key, t[, bytes]`` sorted by time, timed?).
+
+    ``t`` is seconds since the epoch when the time column holds timestamps, else the
+    logical position given in the file.
+
+    Raises:
+        DataValidationError: unreadable file, missing column, or no usable row.
+    """
+    path = Path(path)
+    try:
+        header = pd.read_csv(path, nrows=0).columns
+    except (OSError, ValueError) as exc:
+        raise DataValidationError(f"{path}: unreadable CSV trace: {exc}") from exc
+    missing = [c for c in (key_col, time_col) if c not in header]
+    if missing:
+        raise DataValidationError(
+            f"{path}: column(s) {missing} not found; columns are {list(header)} "
+            "(use --key-col/--time-col)"
+        )
+    cols = [key_col, time_col] + ([bytes_col] if bytes_col in header else [])
+    frame = pd.read_csv(path, usecols=cols, dtype={key_col: str}, low_memory=False)
+    raw = frame[time_col]
+    numeric = pd.to_numeric(raw, errors="coerce")
+    timed = numeric.isna().mean() > 0.5
+    if timed:
+        stamps = pd.to_datetime(raw, errors="coerce", utc=True)
+        t = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    else:
+        t = numeric.astype(float)
+    out = pd.DataFrame({"key": frame[key_col].astype(str), "t": t})
+    if bytes_col in frame.columns:
+        out["bytes"] = pd.to_numeric(frame[bytes_col], errors="coerce")
+    bad = out["t"].isna() | out["key"].isna()
+    if bad.any():
+        log.warning("%s: %d row(s) without a usable key or time skipped", path, int(bad.sum()))
+    out = out[~bad]
+    if out.empty:
+        raise DataValidationError(f"{path}: no usable access rows (empty trace)")
+    return out.sort_values("t", kind="stable").reset_index(drop=True), timed
+
+
+def _window_index(trace: pd.DataFrame, window: str | int | None, timed: bool) -> tuple:
+    """Window of each row and position inside its window (0..1)."""
+    n = len(trace)
+    text = str(window) if window is not None else ""
+    if window is None or text.isdigit():
+        size = int(text) if text else max(100, n // 100)
+        if size <= 0:
+            raise DataValidationError(f"--window must be > 0 rows, got {window}")
+        pos = np.arange(n)
+        return pos // size, (pos % size) / size, f"{size} rows"
+    if not timed:
+        raise DataValidationError(
+            f"--window {window!r} is a duration but the time column holds positions, not "
+            "timestamps; give a number of rows"
+        )
+    try:
+        length = pd.Timedelta(text).total_seconds()
+    except ValueError as exc:
+        raise DataValidationError(f"--window {window!r}: not a row count or a duration") from exc
+    if length <= 0:
+        raise DataValidationError(f"--window must be a positive duration, got {window}")
+    rel = trace["t"].to_numpy() - trace["t"].iloc[0]
+    return (rel // length).astype(int), (rel % length) / length, text
+
+
+def backtest_priority(
+    path: str | Path,
+    *,
+    key_col: str = "segment",
+    time_col: str = "ts",
+    window: str | int | None = None,
+    warmup_windows: int | None = None,
+    retrain_every: int = 10,
+    max_train_rows: int = 200_000,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Replay sync windows on an access trace and score each ordering's stale-read exposure.
+
+    Args:
+        path: CSV trace, one row per access.
+        key_col: the segment column.
+        time_col: timestamps or logical positions.
+        window: rows per window (``"5000"``) or a duration (``"15min"``); default
+            ``max(100, rows // 100)`` rows.
+        warmup_windows: windows of history before the first scored boundary
+            (default ``max(4, windows // 10)``).
+        retrain_every: refit the hot-segment model every this many windows.
+        max_train_rows: sample at most this many training rows per fit.
+        seed: model and sampling seed.
+        progress: called with (boundary, total boundaries).
+
+    The replicast ordering is Smith's rule with the weight of the scorer (the
+    hot-segment LightGBM model refitted on the trace's own past windows, or an EWMA /
+    recent-window count of reads) that had the lowest exposure over the boundaries
+    already past: a choice made from history only.
+
+    Returns:
+        ``{"policies": {policy: {"exposure", "captured"}}, "windows", "boundaries",
+        "window", "accesses_scored", "replicast_scorer_used"}``.
+    """
+    trace, timed = load_trace(path, key_col=key_col, time_col=time_col)
+    win, frac, window_text = _window_index(trace, window, timed)
+    n_win = int(win.max()) + 1
+    warmup = warmup_windows if warmup_windows is not None else max(4, n_win // 10)
+    if n_win < warmup + 2:
+        raise DataValidationError(
+            f"{path}: {n_win} window(s) of {window_text}; need at least {warmup + 2} "
+            "(warm-up + one scored boundary): use a smaller --window"
+        )
+    keys, key_idx = np.unique(trace["key"].to_numpy(), return_inverse=True)
+    counts = np.zeros((len(keys), n_win))
+    np.add.at(counts, (key_idx, win), 1.0)
+    if "bytes" in trace.columns and trace["bytes"].notna().any():
+        size = (
+            (pd.Series(trace["bytes"].to_numpy()).groupby(key_idx).max().reindex(range(len(keys))))
+            .fillna(1.0)
+            .to_numpy()
+        )
+        size = np.maximum(size, 1.0)
+    else:
+        size = np.ones(len(keys))
+    panel = panel_from_counts(keys, counts, size)
+    features = segment_features(panel, range(n_win - 1), only_active=True)
+    features["key_idx"] = np.searchsorted(keys, features["segment"].to_numpy())
+    target = counts[features["key_idx"].to_numpy(), features["t"].to_numpy() + 1]
+    names = feature_names(timed=False)
+    rng = np.random.default_rng(seed)
+    totals = dict.fromkeys(TRACE_POLICIES, 0.0)
+    scorer_exposure = dict.fromkeys(TRACE_SCORERS, 0.0)  # on boundaries already past
+    chosen: dict[str, int] = dict.fromkeys(TRACE_SCORERS, 0)
+    model = None
+    boundaries = range(warmup, n_win - 1)
+    win_start = np.searchsorted(win, np.arange(n_win + 1), side="left")  # rows sorted by t
+    scored = 0
+    for i, b in enumerate(boundaries):
+        if progress is not None:
+            progress(i, len(boundaries))
+        if model is None or (b - warmup) % retrain_every == 0:
+            train = np.flatnonzero(features["t"].to_numpy() < b)
+            if len(train) > max_train_rows:
+                train = np.sort(rng.choice(train, max_train_rows, replace=False))
+            model = HotSegmentModel(n_estimators=100, seed=seed).fit(
+                features.iloc[train][names], target[train]
+            )
+        rows = np.flatnonzero(features["t"].to_numpy() == b)
+        if len(rows) == 0:
+            continue
+        pending = features["key_idx"].to_numpy()[rows]
+        names_p = keys[pending].tolist()
+        cost = size[pending] / size[pending].sum()  # the set takes exactly one window
+        frame = features.iloc[rows]
+        candidates = {
+            name: (model.predict(frame[names])[:, 0] if name == "model" else frame[name].to_numpy())
+            for name in TRACE_SCORERS
+        }
+        # replicast uses the scorer with the lowest exposure on the boundaries before b
+        best = min(
+            TRACE_SCORERS, key=lambda name: (scorer_exposure[name], TRACE_SCORERS.index(name))
+        )
+        chosen[best] += 1
+        weights = {
+            "last_window": counts[pending, b],
+            "replicast": candidates[best],
+            "oracle": counts[pending, b + 1],
+        }
+        orders = {"alphabetical": alphabetical_order(names_p)}
+        for name, weight in weights.items():
+            orders[name] = smith_order(names_p, weight, cost)
+        nxt = np.arange(win_start[b + 1], win_start[b + 2])
+        position = np.full(len(keys), -1)
+        position[pending] = np.arange(len(pending))
+        item = position[key_idx[nxt]]
+        when = frac[nxt]
+        scored += int((item >= 0).sum())
+        for name, order in orders.items():
+            totals[name] += exposure_from_events(completion_times(order, cost), item, when)
+        for name, weight in candidates.items():
+            order = smith_order(names_p, weight, cost)
+            scorer_exposure[name] += exposure_from_events(completion_times(order, cost), item, when)
+    alpha, oracle = totals["alphabetical"], totals["oracle"]
+    return {
+        "policies": {
+            name: {"exposure": value, "captured": captured(alpha, value, oracle)}
+            for name, value in totals.items()
+        },
+        "windows": n_win,
+        "boundaries": len(boundaries),
+        "window": window_text,
+        "accesses_scored": scored,
+        "replicast_scorer_used": chosen,
+    }
