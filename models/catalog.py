@@ -8,29 +8,30 @@ model is built.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from features.seasonality import season_length
 from forecasting.errors import ConfigError
 from forecasting.forecaster import Forecaster
 from forecasting.settings import ForecastConfig, ModelName
 
-Builder = Callable[[ForecastConfig], Forecaster]
+Timezones = Mapping[str, str] | None
+Builder = Callable[[ForecastConfig, Timezones], Forecaster]
 
 
-def _seasonal_naive_day(config: ForecastConfig) -> Forecaster:
+def _seasonal_naive_day(config: ForecastConfig, timezones: Timezones = None) -> Forecaster:
     from models.baselines import SeasonalNaive
 
     return SeasonalNaive(season_length=season_length(config.freq, "day"), freq=config.freq)
 
 
-def _seasonal_naive_week(config: ForecastConfig) -> Forecaster:
+def _seasonal_naive_week(config: ForecastConfig, timezones: Timezones = None) -> Forecaster:
     from models.baselines import SeasonalNaive
 
     return SeasonalNaive(season_length=season_length(config.freq, "week"), freq=config.freq)
 
 
-def _ets(config: ForecastConfig) -> Forecaster:
+def _ets(config: ForecastConfig, timezones: Timezones = None) -> Forecaster:
     from models.ets import ETSForecaster
 
     return ETSForecaster(
@@ -38,7 +39,7 @@ def _ets(config: ForecastConfig) -> Forecaster:
     )
 
 
-def _lightgbm(config: ForecastConfig) -> Forecaster:
+def _lightgbm(config: ForecastConfig, timezones: Timezones = None) -> Forecaster:
     from models.lightgbm_quantile import LightGBMQuantile
 
     return LightGBMQuantile(
@@ -46,22 +47,23 @@ def _lightgbm(config: ForecastConfig) -> Forecaster:
         season_length=season_length(config.freq, "day"),
         week_length=season_length(config.freq, "week"),
         horizon=config.horizon,
+        timezones=timezones,
         random_state=config.seed,
     )
 
 
-def _prophet(config: ForecastConfig) -> Forecaster:
+def _prophet(config: ForecastConfig, timezones: Timezones = None) -> Forecaster:
     from models.prophet_model import ProphetForecaster
 
     return ProphetForecaster(freq=config.freq, n_jobs=2)
 
 
-def _ensemble(config: ForecastConfig) -> Forecaster:
+def _ensemble(config: ForecastConfig, timezones: Timezones = None) -> Forecaster:
     from models.ensemble import Ensemble
 
     return Ensemble(
         members={
-            "lightgbm": _lightgbm(config),
+            "lightgbm": _lightgbm(config, timezones),
             "ets": _ets(config),
             "seasonal_naive_day": _seasonal_naive_day(config),
         },
@@ -88,8 +90,15 @@ def known_models() -> list[str]:
     return sorted(REGISTRY)
 
 
-def build(name: ModelName, config: ForecastConfig) -> Forecaster:
+def build(name: ModelName, config: ForecastConfig, timezones: Timezones = None) -> Forecaster:
     """A fresh, unfitted model called ``name``, configured from ``config``.
+
+    Args:
+        name: a catalog model name.
+        config: the forecast settings (freq, horizon, seed).
+        timezones: series id or region name -> IANA zone, for local-time calendar
+            features (e.g. ``{r.name: r.timezone for r in settings.fleet.regions}``);
+            default UTC.
 
     Raises:
         ConfigError: ``name`` is not a known model (the message lists the known ones).
@@ -97,10 +106,12 @@ def build(name: ModelName, config: ForecastConfig) -> Forecaster:
     builder = REGISTRY.get(name)
     if builder is None:
         raise ConfigError(f"unknown model {name!r}; known models: {', '.join(known_models())}")
-    return builder(config)
+    return builder(config, timezones)
 
 
-def factory(name: ModelName, config: ForecastConfig) -> Callable[[], Forecaster]:
+def factory(
+    name: ModelName, config: ForecastConfig, timezones: Timezones = None
+) -> Callable[[], Forecaster]:
     """A zero-argument callable building ``name`` (what ``forecasting.backtest`` takes).
 
     Raises:
@@ -108,4 +119,4 @@ def factory(name: ModelName, config: ForecastConfig) -> Callable[[], Forecaster]
     """
     if name not in REGISTRY:
         build(name, config)
-    return lambda: build(name, config)
+    return lambda: build(name, config, timezones)

@@ -32,3 +32,10 @@ def test_unknown_model_lists_known_ones() -> None:
 def test_factory_builds_fresh_models() -> None:
     make = factory("seasonal_naive_day", ForecastConfig())
     assert make() is not make()
+
+
+def test_timezones_reach_the_lightgbm_calendar() -> None:
+    zones = {"cn-north": "Asia/Shanghai"}
+    model = build("lightgbm", ForecastConfig(), timezones=zones)
+    assert model.timezones == zones
+    assert factory("ensemble", ForecastConfig(), zones)().members["lightgbm"].timezones == zones
