@@ -8,7 +8,7 @@ from forecasting.errors import DataValidationError, UnknownKeyError
 from forecasting.lake import Lake
 from forecasting.settings import Settings
 from forecasting.sizing import PLAN_COLUMNS
-from pipelines.plan import QUEUE_COLUMNS, evaluate_decisions, run_plan
+from pipelines.plan import QUEUE_COLUMNS, run_plan
 from pipelines.simulate import simulate_fleet
 
 
@@ -95,23 +95,3 @@ def test_plan_refuses_unknown_clusters_and_empty_lakes(settings: Settings, lake:
     lake.write("segment_access", fleet.segment_access)
     with pytest.raises(UnknownKeyError, match="ghost"):
         run_plan(settings, lake=lake)
-
-
-def test_evaluate_decisions_json_shape(settings: Settings, lake: Lake) -> None:
-    _ingest(settings, lake, days=10)
-    out = evaluate_decisions(settings, lake=lake)
-    assert set(out) == {"priority", "sizing"}
-    assert set(out["priority"]) == {
-        "alphabetical",
-        "oldest_change",
-        "smallest",
-        "last_window",
-        "model",
-        "oracle",
-    }
-    for row in out["priority"].values():
-        assert set(row) == {"exposure", "captured"}
-    assert set(out["sizing"]) == {"static", "vpa", "replicast", "oracle"}
-    for row in out["sizing"].values():
-        assert set(row) == {"node_hours", "violation_rate", "slack"}
-    assert out["sizing"]["oracle"]["violation_rate"] == 0

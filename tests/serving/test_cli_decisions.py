@@ -121,8 +121,21 @@ def test_plan_prints_tables_and_writes_json(tmp_path: Path, settings, lake) -> N
     assert "sizing plan" in result.output and "priority queue" in result.output
     data = json.loads(out.read_text())
     assert set(data) == {"priority", "sizing"}
-    assert set(data["priority"]["model"]) == {"exposure", "captured"}
-    assert set(data["sizing"]["replicast"]) == {"node_hours", "violation_rate", "slack"}
+    assert set(data["priority"]) == {
+        "alphabetical",
+        "oldest_change",
+        "smallest",
+        "last_window",
+        "model",
+        "oracle",
+    }
+    for row in data["priority"].values():
+        assert set(row) == {"exposure", "captured"}
+    assert data["priority"]["oracle"]["captured"] == 1
+    assert set(data["sizing"]) == {"static", "vpa", "replicast", "oracle"}
+    for row in data["sizing"].values():
+        assert set(row) == {"node_hours", "violation_rate", "slack"}
+    assert data["sizing"]["oracle"]["violation_rate"] == 0
     assert len(lake.read("sizing_plans")) > 0
 
 
