@@ -90,6 +90,19 @@ class LinkContext:
             raise TransferAborted(self.budget.stop_reason() or "stopped")
 
 
+@dataclass
+class Prepared:
+    """A verified new version waiting in its temp file for :meth:`DeltaTransport.commit`."""
+
+    outcome: FileOutcome
+    writer: AtomicWriter
+    signature: Signature
+    source_stat: os.stat_result
+
+    def abort(self) -> None:
+        self.writer.abort()
+
+
 def _key(st: os.stat_result) -> tuple[int, int, int, int]:
     return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
 
@@ -107,7 +120,13 @@ class DeltaTransport:
         self._dst = Resolver(target_root, what="target file")
 
     def transfer(self, entry: FileEntry, ctx: LinkContext) -> FileOutcome:
-        """Bring the target copy of ``entry`` up to date, atomically.
+        """Bring the target copy of ``entry`` up to date, atomically (prepare + commit)."""
+        return self.commit(self.prepare(entry, ctx))
+
+    def prepare(self, entry: FileEntry, ctx: LinkContext) -> Prepared:
+        """Build and verify the new version in a temp file beside the target.
+
+        The target is untouched until :meth:`commit` (or :meth:`Prepared.abort`).
 
         Raises:
             PathEscapeError: the file resolves outside its root on either side.
@@ -121,9 +140,9 @@ class DeltaTransport:
         whole = ctx.whole_file
         for _ in range(MAX_TRIES):
             try:
-                out = self._once(entry.rel, src, dst, ctx, whole)
-                out.retries = retries
-                return out
+                prepared = self._once(entry.rel, src, dst, ctx, whole)
+                prepared.outcome.retries = retries
+                return prepared
             except _HashMismatch:
                 retries += 1
                 whole = True
@@ -145,7 +164,21 @@ class DeltaTransport:
             "nothing was shipped torn; run the sync again when the writer is idle"
         )
 
-    def _once(self, rel: str, src: Path, dst: Path, ctx: LinkContext, whole: bool) -> FileOutcome:
+    def commit(self, prepared: Prepared) -> FileOutcome:
+        """fsync, rename in, fsync the directory, and index the new target's signature."""
+        out, st0 = prepared.outcome, prepared.source_stat
+        try:
+            out.dst_stat = prepared.writer.commit(
+                mode=st0.st_mode, atime_ns=st0.st_atime_ns, mtime_ns=st0.st_mtime_ns
+            )
+        except BaseException:
+            prepared.abort()
+            raise
+        out.bytes_written = prepared.writer.written
+        self.index.put(out.rel, out.dst_stat, prepared.signature)
+        return out
+
+    def _once(self, rel: str, src: Path, dst: Path, ctx: LinkContext, whole: bool) -> Prepared:
         st0 = os.stat(src)
         dst.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -162,15 +195,10 @@ class DeltaTransport:
                 out, new_sig = self._whole(rel, src, writer, ctx)
             if _key(os.stat(src)) != _key(st0):
                 raise _SourceChanged
-            out.dst_stat = writer.commit(
-                mode=st0.st_mode, atime_ns=st0.st_atime_ns, mtime_ns=st0.st_mtime_ns
-            )
         except BaseException:
             writer.abort()
             raise
-        out.bytes_written = writer.written
-        self.index.put(rel, out.dst_stat, new_sig)
-        return out
+        return Prepared(out, writer, new_sig, st0)
 
     def _whole(
         self, rel: str, src: Path, writer: AtomicWriter, ctx: LinkContext

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from queue import Queue
 
 from forecasting.errors import ConfigError, PathEscapeError, ReplicastError
 from forecasting.settings import Settings, get_settings
@@ -216,7 +217,10 @@ class _DeltaRun:
             "codec": LinkCodec(zstd_level_for(bandwidth)),
             "whole_file": whole,
         }
-        self.concurrency = request.concurrency or concurrency_for(rtt)
+        # local delta is CPU-bound (fewer threads keep the hottest file fast); whole-file
+        # copies wait on disk flushes (more threads overlap them)
+        local = 4 if whole else 2
+        self.concurrency = request.concurrency or (concurrency_for(rtt) if rtt else local)
         self.transport = DeltaTransport(self.source_root, self.target_root, self.index)
         self._lock = threading.Lock()
         self._remaining: dict[str, int] = {}
@@ -247,6 +251,9 @@ class _DeltaRun:
             self.result.planned += [f"delete {p}" for p in self._extraneous_all()]
             return
         queue = iter(tasks)
+        self._commits = Queue(maxsize=2 * self.concurrency)
+        committer = threading.Thread(target=self._committer, name="sync-commit")
+        committer.start()
         threads = [
             threading.Thread(target=self._worker, args=(queue,), name=f"sync-{i}")
             for i in range(min(self.concurrency, max(1, len(tasks))))
@@ -255,6 +262,8 @@ class _DeltaRun:
             th.start()
         for th in threads:
             th.join()
+        self._commits.put(None)
+        committer.join()
         if self.request.delete and not self.result.stop_reason:
             self._delete_extraneous()
 
@@ -308,14 +317,32 @@ class _DeltaRun:
         seg, entry = task.seg, task.entry
         self.tracker.enter(seg.name)
         ctx = LinkContext(budget=self.budget, on_bytes=self._on_bytes, **self.ctx_args)
-        outcome: FileOutcome | None = None
-        copied = False
         try:
             if task.check and self._same_content(entry, seg):
-                self.tracker.update(files_done=1)
-            else:
-                outcome = self.transport.transfer(entry, ctx)
-                copied = True
+                self._done(seg, None)
+                return
+            prepared = self.transport.prepare(entry, ctx)
+        except TransferAborted as exc:
+            with self._lock:
+                self.result.stop_reason = self.result.stop_reason or str(exc)
+            self.tracker.leave(seg.name)
+            return
+        except (ReplicastError, OSError) as exc:
+            self._failed_file(seg, entry.rel, exc)
+            return
+        self._commits.put((task, prepared))  # blocks while the committer is behind
+
+    def _committer(self) -> None:
+        """Renames prepared files in, in order, while the workers prepare the next ones.
+
+        fsync waits here, not in the workers, so disk flushes overlap with reading,
+        matching and sending.
+        """
+        while (item := self._commits.get()) is not None:
+            task, prepared = item
+            seg, entry = task.seg, task.entry
+            try:
+                outcome = self.transport.commit(prepared)
                 crash_point("before_journal")
                 self.journal.record(
                     FileRecord(
@@ -329,26 +356,26 @@ class _DeltaRun:
                         hash=outcome.hash,
                     )
                 )
-        except TransferAborted as exc:
-            with self._lock:
-                self.result.stop_reason = self.result.stop_reason or str(exc)
-            self.tracker.leave(seg.name)
-            return
-        except (ReplicastError, OSError) as exc:
-            self._fail(seg, entry.rel, _describe(exc, entry.rel))
-            self.tracker.leave(seg.name)
-            self._finish_file(seg)
-            return
+            except (ReplicastError, OSError) as exc:
+                self._failed_file(seg, entry.rel, exc)
+                continue
+            self._done(seg, outcome)
+
+    def _done(self, seg: SegmentResult, outcome: FileOutcome | None) -> None:
         with self._lock:
             if outcome is not None:
                 self._add(seg, outcome)
-            if copied:
                 seg.files_copied += 1
                 self.result.files_copied += 1
             else:
                 seg.files_skipped += 1
                 self.result.files_skipped += 1
-        self.tracker.update(files_done=1 if copied else 0)
+        self.tracker.update(files_done=1)
+        self.tracker.leave(seg.name)
+        self._finish_file(seg)
+
+    def _failed_file(self, seg: SegmentResult, rel: str, exc: BaseException) -> None:
+        self._fail(seg, rel, _describe(exc, rel))
         self.tracker.leave(seg.name)
         self._finish_file(seg)
 
