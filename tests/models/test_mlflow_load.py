@@ -168,3 +168,31 @@ def test_fresh_process_loads_the_champion(
     assert result["rows"] == len(here) == 48
     assert result["cols"] == list(here.columns)
     np.testing.assert_allclose(result["median"], here["q0.5"].to_numpy())
+
+
+def test_lightgbm_fast_path_equals_its_predict() -> None:
+    from models.lightgbm_quantile import LightGBMQuantile
+
+    history = _history(n_hours=24 * 21, seed=3)
+    forecaster = LightGBMQuantile(n_estimators=30, timezones={"cn-north": "Asia/Shanghai"})
+    wrapper = LoadForecastModel(
+        {"qps_total": TargetModel("lightgbm", forecaster.fit(history))},
+        horizon=24,
+        quantiles=[0.05, 0.5, 0.9, 0.99],
+    )
+    for sid in ("orders/us-east", "orders/cn-north"):
+        one = history.loc[history["series_id"] == sid]
+        reference = forecaster.predict(one, 24, wrapper.quantiles)
+        fast = wrapper.forecast_arrays("qps_total", sid, one["ts"].iloc[-1], one["y"].to_numpy())
+        for q in ("q0.05", "q0.5", "q0.9", "q0.99"):
+            np.testing.assert_allclose(fast[q], reference[q].to_numpy(), rtol=1e-9, atol=1e-9)
+        assert (pd.DatetimeIndex(fast["ts"]).tz_localize("UTC") == reference["ts"]).all()
+    short = wrapper.forecast_arrays(
+        "qps_total",
+        "orders/us-east",
+        one["ts"].iloc[-1],
+        one["y"].to_numpy(),
+        horizon=6,
+        quantiles=[0.5],
+    )
+    assert set(short) == {"ts", "step", "q0.5"} and short["q0.5"].size == 6
