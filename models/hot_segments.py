@@ -17,6 +17,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.dummy import DummyRegressor
 
 from features.segment_features import build_panel, segment_features
 from forecasting.errors import DataValidationError, NotFittedError
@@ -88,6 +89,13 @@ class HotSegmentModel(RegressorMixin, BaseEstimator):
                 verbose=-1,
             )
             target = targets[:, j]
+            if not target.any():  # LightGBM's Poisson refuses all-zero labels
+                self.models_.append(
+                    DummyRegressor(strategy="constant", constant=0.0).fit(
+                        X.to_numpy(dtype=float), target
+                    )
+                )
+                continue
             model.fit(
                 X.to_numpy(dtype=float),
                 np.log1p(target) if self.objective == "log_l2" else target,
@@ -108,7 +116,7 @@ class HotSegmentModel(RegressorMixin, BaseEstimator):
             return np.zeros((0, self.n_outputs_))
         out = np.column_stack([m.predict(matrix) for m in self.models_])
         if self.objective == "log_l2":
-            out = np.expm1(out)
+            out = np.expm1(out)  # a constant 0 stays 0
         return np.maximum(out, 0.0)
 
 

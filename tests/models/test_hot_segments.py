@@ -27,6 +27,14 @@ def test_learns_a_monotone_signal_and_ranks_well() -> None:
     assert rank_corr > 0.9
 
 
+def test_all_zero_target_predicts_zero() -> None:
+    x, y = _data(80)
+    y[:, 1] = 0.0  # nothing changed in the whole history
+    pred = HotSegmentModel(n_estimators=10).fit(x, y).predict(x)
+    assert (pred[:, 1] == 0).all()
+    assert pred[:, 0].std() > 0
+
+
 def test_sklearn_contract() -> None:
     model = HotSegmentModel(n_estimators=7, num_leaves=5)
     assert clone(model).get_params()["n_estimators"] == 7
