@@ -97,7 +97,7 @@ def forecast(
         lake,
         job="forecast",
         run_id=run_id,
-        state="succeeded",
+        state="ok",
         seconds=report.seconds,
         detail=json.dumps(
             {"model_version": report.model_version, "rows": report.rows, "series": report.series}

@@ -89,7 +89,10 @@ class TrainReport:
 def record_job_run(
     lake: Lake, *, job: str, run_id: str, state: str, seconds: float, detail: str
 ) -> None:
-    """Append one row to the ``job_runs`` dataset (never raises on a lake error, logs it)."""
+    """Append one row to the ``job_runs`` dataset (never raises on a lake error, logs it).
+
+    ``state`` uses the scheduler's words (``pipelines.schedule``): ``ok`` or ``failed``.
+    """
     row = pd.DataFrame(
         {
             "ts": [pd.Timestamp.now(tz="UTC")],
@@ -265,7 +268,7 @@ def train(
         lake,
         job="train",
         run_id=report.run_id,
-        state="succeeded",
+        state="ok",
         seconds=report.seconds,
         detail=json.dumps(
             {

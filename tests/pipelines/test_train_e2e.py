@@ -64,7 +64,7 @@ def test_simulate_ingest_train_forecast_and_load_champion(
     # job_runs recorded both jobs
     jobs = lake.read("job_runs")
     assert {"train", "forecast"} <= set(jobs["job"])
-    assert set(jobs["state"]) == {"succeeded"}
+    assert set(jobs["state"]) == {"ok"}
 
     # the MLflow run: metrics per target/model, data window, code version, one plot per target
     mlflow.set_tracking_uri(settings.tracking_uri)
