@@ -17,6 +17,7 @@ the calibration honest and the fit cheap.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Self
@@ -26,6 +27,7 @@ import pandas as pd
 
 from features.scaling import origin_scales
 from forecasting.forecaster import SERIES, STEP, TS, Forecaster, Y, quantile_column
+from models import fit_cache
 from models.calibration import ConformalCalibrator
 from models.fitted import check_fitted
 from models.panel import check_history, forecast_frame, split_series
@@ -38,6 +40,16 @@ def truncate(history: pd.DataFrame, steps: int) -> pd.DataFrame:
     ordered = history.sort_values([SERIES, TS], kind="stable")
     from_end = ordered.groupby(SERIES, sort=False).cumcount(ascending=False)
     return ordered.loc[from_end >= steps].reset_index(drop=True)
+
+
+def _fit_member(model: Forecaster, history: pd.DataFrame) -> Forecaster:
+    """Fit a fresh copy of ``model``, or reuse an identical fit (:mod:`models.fit_cache`)."""
+    key = fit_cache.cache_key(model, history)
+    fitted = fit_cache.recall(key)
+    if fitted is None:
+        fitted = copy.deepcopy(model).fit(history)
+        fit_cache.remember(key, fitted)
+    return fitted
 
 
 class Ensemble:
@@ -104,7 +116,7 @@ class Ensemble:
             hold = 0  # too short to hold anything out: calibrate in-sample below
         train = truncate(history, hold) if hold else history
         self.fitted_members_ = {
-            name: m.fit(history if name in self.fit_once else train)
+            name: _fit_member(m, history if name in self.fit_once else train)
             for name, m in self.members.items()
         }
         residuals, steps = self._calibration_residuals(history, hold)
@@ -112,7 +124,7 @@ class Ensemble:
         if self.refit and hold:
             for name, m in self.members.items():
                 if name not in self.fit_once:
-                    self.fitted_members_[name] = m.fit(history)
+                    self.fitted_members_[name] = _fit_member(m, history)
         return self
 
     def _calibration_residuals(

@@ -9,6 +9,7 @@ at 0.5. Fits run in up to ``n_jobs`` processes.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -17,6 +18,7 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
+from models import fit_cache
 from models.fitted import check_fitted
 from models.panel import Series, check_history, forecast_frame, split_series
 
@@ -86,6 +88,9 @@ class ETSForecaster:
     def fit(self, history: pd.DataFrame) -> Self:
         """Fit one ETS model per series; returns ``self``."""
         check_history(history, type(self).__name__)
+        key = fit_cache.cache_key(self, history)
+        if fit_cache.adopt(self, key):
+            return self
         series = split_series(history, self.freq)
         ys = [fill_gaps(s.y) for s in series]
         if self.n_jobs > 1 and len(series) > 1:
@@ -99,6 +104,7 @@ class ETSForecaster:
         self.fitted_ends_: dict[str, tuple[pd.Timestamp, int]] = {
             s.series_id: (s.last_ts, s.y.size) for s in series
         }
+        fit_cache.remember(key, copy.deepcopy(self))
         return self
 
     def predict(

@@ -19,6 +19,7 @@ How it works:
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import warnings
@@ -31,6 +32,7 @@ import pandas as pd
 from features.calendar import local_calendar, timezone_of
 from features.direct import direct_design, feature_names
 from features.scaling import origin_scales
+from models import fit_cache
 from models.calibration import ConformalCalibrator
 from models.fitted import check_fitted
 from models.panel import Series, check_history, forecast_frame, split_series
@@ -176,6 +178,9 @@ class LightGBMQuantile:
         import lightgbm as lgb
 
         check_history(history, type(self).__name__)
+        key = fit_cache.cache_key(self, history)
+        if fit_cache.adopt(self, key):
+            return self
         series = split_series(history, self.freq)
         X, target, hold, steps = self._training_rows(series)
         names = feature_names(self.n_lags)
@@ -210,6 +215,7 @@ class LightGBMQuantile:
         self.booster_ = model
         self.n_trees_ = best
         self.feature_names_ = names
+        fit_cache.remember(key, copy.deepcopy(self))
         return self
 
     def predict(
