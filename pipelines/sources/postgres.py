@@ -31,8 +31,8 @@ How the columns are derived (all documented in README "Connect your fleet"):
   ``<schema>.<table>`` of every table and leaf partition (partitioned parents carry
   no rows); ``reads`` = increase of ``seq_tup_read + idx_tup_fetch``,
   ``writes`` = increase of ``n_tup_ins + n_tup_upd + n_tup_del``, ``bytes_changed``
-  = writes x average row width (``pg_table_size / n_live_tup``), ``size_bytes`` =
-  ``pg_table_size``.
+  = writes x average row width on disk (``pg_table_size / (n_live_tup + n_dead_tup)``),
+  ``size_bytes`` = ``pg_table_size``.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ SELECT s.schemaname || '.' || s.relname AS segment,
        s.n_tup_ins::float8, s.n_tup_upd::float8, s.n_tup_del::float8,
        coalesce(io.heap_blks_read, 0)::float8 AS heap_blks_read,
        coalesce(io.heap_blks_hit, 0)::float8 AS heap_blks_hit,
-       s.n_live_tup::float8,
+       s.n_live_tup::float8, s.n_dead_tup::float8,
        {size} AS size_bytes
 FROM pg_stat_user_tables s
 JOIN pg_class c ON c.oid = s.relid
@@ -477,7 +477,8 @@ def segment_rows(
         inc = increases(base, {k: stats[k] for k in _TABLE_COUNTERS}, reset=reset)
         reads = inc["seq_tup_read"] + inc["idx_tup_fetch"]
         writes = inc["n_tup_ins"] + inc["n_tup_upd"] + inc["n_tup_del"]
-        width = stats["size_bytes"] / stats["n_live_tup"] if stats["n_live_tup"] > 0 else 0.0
+        rows_on_disk = stats["n_live_tup"] + stats.get("n_dead_tup", 0.0)
+        width = stats["size_bytes"] / rows_on_disk if rows_on_disk > 0 else 0.0
         rows.append(
             {
                 "segment": segment,

@@ -96,6 +96,7 @@ DEFAULT_MAPPING: dict[str, dict[str, tuple[Kind, str]]] = {
         ),
         "size_bytes": ("gauge", "max by (server, segment) (pg_replicast_table_size_bytes{sel})"),
         "n_live_tup": ("gauge", "max by (server, segment) (pg_replicast_table_n_live_tup{sel})"),
+        "n_dead_tup": ("gauge", "max by (server, segment) (pg_replicast_table_n_dead_tup{sel})"),
     },
 }
 
@@ -386,7 +387,8 @@ def segment_access(client: PromClient, step_s: float) -> pd.DataFrame:
     target = client.target
     raw, _ = _inputs(client, "segment_access", [target.node_label, "segment"], step_s)
     raw = raw.dropna()
-    width = (raw["size_bytes"] / raw["n_live_tup"]).where(raw["n_live_tup"] > 0, 0.0)
+    on_disk = raw["n_live_tup"] + raw["n_dead_tup"]
+    width = (raw["size_bytes"] / on_disk).where(on_disk > 0, 0.0)
     return pd.DataFrame(
         {
             "ts": raw["ts"],

@@ -186,10 +186,10 @@ def test_collect_command_stops_cleanly_on_sigterm(pg_pair: PgPair, tmp_path: Pat
         )  # fmt: skip
     try:
         state = tmp_path / "cli" / "sources"
-        wait_for(lambda: any(state.glob("postgres-*.json")), 30, "the first collected sample")
+        wait_for(lambda: any(state.glob("postgres-*.json")), 120, "the first collected sample")
         time.sleep(1.5)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0, log.read_text()
+        assert proc.wait(60) == 0, log.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
