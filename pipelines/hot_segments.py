@@ -62,6 +62,8 @@ BIN = "15min"
 SCORE_NAME = "uncaptured_exposure"
 SEGMENT_SCORES = "segment_scores"
 MIN_HISTORY_WINDOWS = 24
+#: training uses the most recent this many windows (3 weeks of hours): popularity drifts
+TRAIN_WINDOWS = 21 * 24
 
 
 def default_model() -> HotSegmentModel:
@@ -192,9 +194,10 @@ def backtest_hot_segments(
     for origin in origins:
         train_x, train_y = [], []
         for c in clusters:
-            mask = (c.features["t"] < origin - 1) & c.targets["reads"].notna()
+            t = c.features["t"]
+            mask = (t < origin - 1) & (t >= origin - 1 - TRAIN_WINDOWS) & c.targets["reads"].notna()
             train_x.append(c.features.loc[mask, names])
-            train_y.append(c.targets.loc[mask, ["reads", "bytes_changed"]])
+            train_y.append(c.targets.loc[mask, ["reads"]])  # the backtest ranks by reads only
         model = factory().fit(pd.concat(train_x), pd.concat(train_y))
         for c in clusters:
             for t in range(origin, min(origin + fold_hours, c.panel.n_windows - 1)):
@@ -222,11 +225,11 @@ def backtest_hot_segments(
 
 
 def fit_final(clusters: list[_ClusterData]) -> HotSegmentModel:
-    """The model fitted on every window with a known next hour."""
+    """The model fitted on the last ``TRAIN_WINDOWS`` windows with a known next hour."""
     names = feature_names(timed=True)
     xs, ys = [], []
     for c in clusters:
-        mask = c.targets["reads"].notna()
+        mask = c.targets["reads"].notna() & (c.features["t"] >= c.panel.n_windows - TRAIN_WINDOWS)
         xs.append(c.features.loc[mask, names])
         ys.append(c.targets.loc[mask, ["reads", "bytes_changed"]])
     return default_model().fit(pd.concat(xs), pd.concat(ys))
