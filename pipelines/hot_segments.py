@@ -98,6 +98,20 @@ class HotSegmentsSummary:
     scores_written: int = 0
     extra: dict[str, object] = field(default_factory=dict)
 
+    def as_dict(self) -> dict[str, object]:
+        """A flat summary for tables and logs."""
+        return {
+            "model": "replicast-hot-segments",
+            "version": self.version,
+            "alias": self.alias,
+            "score_1_minus_captured": self.score,
+            "captured_model": self.evaluation.captured.get("model"),
+            "captured_last_window": self.evaluation.captured.get("last_window"),
+            "ndcg_at_10": self.evaluation.ndcg_at_10,
+            "sync_runs": self.evaluation.runs,
+            "segment_scores_written": self.scores_written,
+        }
+
 
 @dataclass
 class _ClusterData:

@@ -154,7 +154,7 @@ def register(app: typer.Typer) -> None:
                 str(row.rank),
                 row.segment,
                 _fmt(row.weight, 2),
-                _fmt(row.cost_s, 2),
+                f"{row.cost_s:.3g}",
                 _fmt(row.waited_s, 0),
             )
         console.print(qtable)

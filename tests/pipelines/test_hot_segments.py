@@ -44,6 +44,7 @@ def test_train_backtests_and_writes_segment_scores(settings: Settings, lake: Lak
     assert ev.exposure["model"] < ev.exposure["alphabetical"]
     assert 0 < ev.ndcg_at_10 <= 1
     assert summary.score == pytest.approx(1 - ev.captured["model"])
+    assert summary.as_dict()["segment_scores_written"] == summary.scores_written
     scores = lake.read("segment_scores")
     assert len(scores) == summary.scores_written > 0
     assert {"ts", "cluster", "segment", "pred_reads", "pred_bytes_changed", "model_version"} <= set(
