@@ -10,6 +10,7 @@ a clean 500 that carries the request id — a last resort, never a design.
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -87,12 +88,42 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": errors, "error": "RequestValidationError"}, status_code=422)
 
 
+def _allowed_methods(request: Request) -> str | None:
+    """The documented methods of the path template ``request`` matches (for ``Allow``)."""
+    app = request.app
+    patterns = getattr(app.state, "_allow_patterns", None)
+    if patterns is None:
+        patterns = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            regex = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+            methods = sorted(m.upper() for m in operations)
+            patterns.append((re.compile(f"^{regex}$"), ", ".join(methods)))
+        app.state._allow_patterns = patterns
+    for pattern, methods in patterns:
+        if pattern.match(request.url.path):
+            return methods
+    return None
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 400:  # FastAPI could not decode the body (not UTF-8 JSON)
+        return JSONResponse(
+            {
+                "detail": [{"loc": ["body"], "msg": str(exc.detail), "type": "json_invalid"}],
+                "error": "RequestValidationError",
+            },
+            status_code=422,
+        )
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = allowed
     return JSONResponse(
         {"detail": exc.detail, "error": "HTTPException"},
         status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
+        headers=headers or None,
     )
 
 

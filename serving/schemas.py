@@ -6,20 +6,78 @@ the reason, never a 500.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
 from forecasting.settings import Target
 
-SeriesId = str
+#: Request numbers and flags are strict: ``true`` is not 1 and ``"5"`` is not 5.
+SFloat = Annotated[float, Strict()]
+SInt = Annotated[int, Strict()]
+SBool = Annotated[bool, Strict()]
+
+
+_RFC3339 = re.compile(r"^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)$")
+
+
+def _iso_text(value: object) -> object:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 timestamp with an offset, e.g. 2026-11-30T20:00:00Z")
+    return value
+
+
+#: An RFC 3339 timestamp with offset (numbers, dates and naive times are refused).
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_text)]
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
 _SERIES = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# -- errors ---------------------------------------------------------------------
+class ErrorDetail(BaseModel):
+    loc: list[str | int] = Field(description="where: body/query/path and the field")
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer: what went wrong, naming the field and the reason."""
+
+    detail: str | list[ErrorDetail]
+    error: str = Field(description="the error class, e.g. UnknownKeyError")
+    request_id: str | None = None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "detail": "unknown series 'orders/mars' for target 'qps_total'; known series: "
+                    "['orders/eu-west', 'orders/us-east']",
+                    "error": "UnknownKeyError",
+                }
+            ]
+        }
+    )
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI ``responses`` entries for ``codes``, all with the :class:`ErrorBody` shape."""
+    described = {
+        401: "missing or wrong bearer token",
+        404: "unknown cluster, series, node type or run",
+        409: "conflicts with an active run",
+        422: "invalid input: the body names the field and the reason",
+        503: "no champion model loaded (or the registry is unreachable)",
+    }
+    return {code: {"model": ErrorBody, "description": described[code]} for code in codes}
 
 
 # -- health ---------------------------------------------------------------------
@@ -60,12 +118,12 @@ class AdhocHistory(_Strict):
     """Recent history of a series the service does not know: one value per model step."""
 
     series_id: str = Field(default="adhoc", pattern=_SERIES, description="label of the series")
-    ts: list[datetime] = Field(
+    ts: list[IsoDatetime] = Field(
         min_length=1,
         max_length=5000,
-        description="timestamps (UTC; naive means UTC), increasing, on the model's grid (hourly)",
+        description="RFC 3339 timestamps with offset, increasing, on the model's grid (hourly)",
     )
-    y: list[float | None] = Field(
+    y: list[SFloat | None] = Field(
         min_length=1,
         max_length=5000,
         description="values, one per timestamp; null marks a missing interval",
@@ -94,10 +152,10 @@ class ForecastRequest(_Strict):
     history: AdhocHistory | None = Field(
         default=None, description="recent history of an ad-hoc series (instead of series_ids)"
     )
-    horizon: int | None = Field(
+    horizon: SInt | None = Field(
         default=None, ge=1, le=1000, description="steps ahead; default: the trained horizon"
     )
-    quantiles: list[float] | None = Field(
+    quantiles: list[SFloat] | None = Field(
         default=None,
         min_length=1,
         max_length=20,
@@ -182,17 +240,20 @@ class SizingRequest(_Strict):
         max_length=50,
         description="clusters to plan (default: every cluster of the fleet)",
     )
-    horizon: int | None = Field(
+    horizon: SInt | None = Field(
         default=None, ge=1, le=1000, description="steps ahead; default: the trained horizon"
     )
-    risk: float | None = Field(
+    risk: SFloat | None = Field(
         default=None,
-        gt=0,
-        lt=1,
+        ge=0.01,
+        le=0.999,
         description="forecast quantile to size on (default settings sizing.risk_quantile)",
     )
-    target_util: float | None = Field(
-        default=None, gt=0, le=1, description="utilisation to plan for (default from settings)"
+    target_util: SFloat | None = Field(
+        default=None,
+        ge=0.05,
+        le=1,
+        description="utilisation to plan for, 0.05..1 (default from settings)",
     )
     node_types: list[str] | None = Field(
         default=None,
@@ -273,14 +334,14 @@ class SyncRunRequest(_Strict):
     cluster: str | None = Field(default=None, pattern=_NAME)
     replica: str | None = Field(default=None, pattern=_NAME)
     segment_pattern: str | None = Field(default=None, min_length=1, max_length=200)
-    budget_bytes: int | None = Field(default=None, ge=1, le=2**62)
-    budget_seconds: float | None = Field(default=None, gt=0, le=7 * 86400)
-    bwlimit: float | None = Field(default=None, gt=0, le=1e12, description="bytes/s")
-    checksum: bool = False
-    delete: bool = Field(default=False, description="remove target files absent from source")
-    dry_run: bool = False
-    whole_file: bool | None = None
-    concurrency: int | None = Field(default=None, ge=1, le=64)
+    budget_bytes: SInt | None = Field(default=None, ge=1, le=2**62)
+    budget_seconds: SFloat | None = Field(default=None, gt=0, le=7 * 86400)
+    bwlimit: SFloat | None = Field(default=None, gt=0, le=1e12, description="bytes/s")
+    checksum: SBool = False
+    delete: SBool = Field(default=False, description="remove target files absent from source")
+    dry_run: SBool = False
+    whole_file: SBool | None = None
+    concurrency: SInt | None = Field(default=None, ge=1, le=64)
 
     model_config = ConfigDict(
         extra="forbid",

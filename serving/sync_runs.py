@@ -94,10 +94,14 @@ class SyncRunManager:
         return [Path(r).resolve() for r in roots]
 
     def _local(self, value: str, field_name: str) -> Path:
-        path = Path(value)
         if "\x00" in value or not value.strip():
             raise DataValidationError(f"{field_name}: {value!r} is not a usable path")
-        resolved = path.resolve()
+        try:
+            resolved = Path(value).resolve()
+        except (OSError, ValueError) as exc:  # too long, undecodable, loops
+            raise DataValidationError(
+                f"{field_name}: {value!r} is not a usable path: {exc}"
+            ) from exc
         roots = self.roots()
         if not any(resolved == r or resolved.is_relative_to(r) for r in roots):
             raise DataValidationError(
@@ -111,7 +115,7 @@ class SyncRunManager:
 
         try:
             endpoint = parse_endpoint(target)
-        except (ReplicastError, ValueError) as exc:
+        except (ReplicastError, ValueError, OSError) as exc:
             raise DataValidationError(f"target: {exc}") from exc
         if endpoint.is_remote:
             if str(endpoint.host).startswith("-") or endpoint.path.startswith("-"):
@@ -130,7 +134,11 @@ class SyncRunManager:
             DataValidationError: a path outside the roots, a missing source, overlap.
         """
         source = self._local(str(request.source), "source")
-        if not source.is_dir():
+        try:
+            is_dir = source.is_dir()
+        except OSError:
+            is_dir = False
+        if not is_dir:
             raise DataValidationError(f"source: {str(request.source)!r} is not a directory")
         key = self._target_key(request.target, request.transport)
         if not key.startswith("/"):  # remote target: no overlap possible

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from forecasting.errors import ModelNotFoundError
 from serving.deps import ModelCacheDep, TokenRequired
-from serving.schemas import ReloadResult
+from serving.schemas import ReloadResult, error_responses
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[TokenRequired])
 
@@ -17,10 +17,7 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[TokenRequired]
     "/reload",
     response_model=ReloadResult,
     summary="Reload the champion from the registry now",
-    responses={
-        401: {"description": "missing or wrong bearer token"},
-        503: {"description": "the registry could not be reached; the last model keeps serving"},
-    },
+    responses=error_responses(401, 503),
 )
 async def reload(cache: ModelCacheDep) -> ReloadResult:
     result = await asyncio.to_thread(cache.refresh)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 
 from serving.deps import ModelDep
 from serving.forecast_service import forecast_payload
-from serving.schemas import ForecastRequest, ForecastResponse
+from serving.schemas import ForecastRequest, ForecastResponse, error_responses
 
 router = APIRouter(prefix="/v1", tags=["forecast"])
 
@@ -18,11 +18,7 @@ _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC
     "/forecast",
     response_model=ForecastResponse,
     summary="Forecast quantiles of known series or of an ad-hoc history",
-    responses={
-        404: {"description": "unknown series or target"},
-        422: {"description": "invalid request: the body names the field and the reason"},
-        503: {"description": "no champion model loaded yet"},
-    },
+    responses=error_responses(404, 422, 503),
 )
 async def forecast(body: ForecastRequest, model: ModelDep) -> Response:
     """Forecast with the serving champion; the response names the one version used.

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from forecasting.errors import UnknownKeyError
 from serving.deps import SettingsDep
-from serving.schemas import PrioritiesResponse
+from serving.schemas import PrioritiesResponse, error_responses
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 
@@ -19,7 +19,7 @@ _NAME = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
     "/priorities",
     response_model=PrioritiesResponse,
     summary="The newest replication priority queue of a cluster",
-    responses={404: {"description": "unknown cluster or replica"}},
+    responses=error_responses(404, 422),
 )
 async def priorities(
     request: Request,

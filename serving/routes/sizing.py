@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter
 
 from serving.deps import ModelDep, SettingsDep
-from serving.schemas import SizingRequest, SizingResponse
+from serving.schemas import SizingRequest, SizingResponse, error_responses
 from serving.sizing_service import plan
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
@@ -17,11 +17,7 @@ router = APIRouter(prefix="/v1", tags=["decisions"])
     "/sizing",
     response_model=SizingResponse,
     summary="Nodes of which type each region needs over the horizon, with reasons and cost",
-    responses={
-        404: {"description": "unknown cluster, node type, or a series without history"},
-        422: {"description": "invalid request: the body names the field and the reason"},
-        503: {"description": "no champion model loaded yet"},
-    },
+    responses=error_responses(404, 422, 503),
 )
 async def sizing(body: SizingRequest, model: ModelDep, settings: SettingsDep) -> SizingResponse:
     """Forecast every region of the clusters and size it (runs off the event loop)."""

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 
 from serving.deps import TokenRequired
-from serving.schemas import SyncRunRequest, SyncRunStatus
+from serving.schemas import SyncRunRequest, SyncRunStatus, error_responses
 from serving.sync_runs import SyncRunManager
 
 router = APIRouter(prefix="/v1/sync", tags=["sync"])
@@ -20,7 +20,6 @@ async def _manager(request: Request) -> SyncRunManager:
 
 
 ManagerDep = Annotated[SyncRunManager, Depends(_manager)]
-_AUTH = {401: {"description": "missing or wrong bearer token"}}
 
 
 def _to_request(body: SyncRunRequest):  # -> replication.request.SyncRequest
@@ -53,11 +52,7 @@ def _to_request(body: SyncRunRequest):  # -> replication.request.SyncRequest
     response_model=SyncRunStatus,
     dependencies=[TokenRequired],
     summary="Start a sync run in the background",
-    responses={
-        **_AUTH,
-        409: {"description": "a run on the same target is active"},
-        422: {"description": "invalid request or paths outside serve.sync_roots"},
-    },
+    responses=error_responses(401, 409, 422),
 )
 async def start_run(body: SyncRunRequest, manager: ManagerDep, response: Response) -> SyncRunStatus:
     """Returns at once with the run id; poll ``GET /v1/sync/runs/{id}``."""
@@ -70,7 +65,7 @@ async def start_run(body: SyncRunRequest, manager: ManagerDep, response: Respons
     "/runs/{run_id}",
     response_model=SyncRunStatus,
     summary="State, progress, bytes and errors of a sync run",
-    responses={404: {"description": "unknown run"}},
+    responses=error_responses(404, 422),
 )
 async def get_run(run_id: RunId, manager: ManagerDep) -> SyncRunStatus:
     return SyncRunStatus.model_validate(manager.describe(manager.get(run_id)))
@@ -82,7 +77,7 @@ async def get_run(run_id: RunId, manager: ManagerDep) -> SyncRunStatus:
     response_model=SyncRunStatus,
     dependencies=[TokenRequired],
     summary="Cancel a sync run (files in flight stay old; the journal resumes next time)",
-    responses={**_AUTH, 404: {"description": "unknown run"}},
+    responses=error_responses(401, 404, 422),
 )
 async def cancel_run(run_id: RunId, manager: ManagerDep) -> SyncRunStatus:
     return SyncRunStatus.model_validate(manager.describe(manager.cancel(run_id)))

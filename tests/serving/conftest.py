@@ -7,6 +7,7 @@ through ``models.mlflow_registry.register_with_gate``: the same path training ta
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,11 +82,28 @@ def make_settings(root: Path, **serve: object) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+def blank_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store with its tables created (slow once), copied by the fixtures."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("blank-mlflow") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+def _root_with_store(tmp_path_factory: pytest.TempPathFactory, name: str, blank: Path) -> Path:
+    root = tmp_path_factory.mktemp(name)
+    (root / "var").mkdir()
+    shutil.copyfile(blank, root / "var" / "mlflow.db")
+    return root
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory, blank_mlflow_db: Path) -> Iterator[Registry]:
     from pipelines.load_series import read_series
     from pipelines.simulate import simulate_fleet
 
-    root = tmp_path_factory.mktemp("registry")
+    root = _root_with_store(tmp_path_factory, "registry", blank_mlflow_db)
     settings = make_settings(root)
     sim = simulate_fleet(settings.fleet, start="2026-10-01", days=10, seed=7, nodes_per_region=1)
     lake = Lake(settings.lake_dir)
@@ -94,3 +112,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     reg = Registry(settings=settings, lake=lake, history=history)
     reg.register_better()
     yield reg
+
+
+@pytest.fixture(scope="session")
+def empty_registry(tmp_path_factory: pytest.TempPathFactory, blank_mlflow_db: Path) -> Path:
+    """A data dir whose MLflow store exists (tables created) but holds no model."""
+    return _root_with_store(tmp_path_factory, "empty-registry", blank_mlflow_db)

@@ -15,16 +15,17 @@ from tests.serving.live import live_server
 TOKEN = "s3cret-token"
 
 
-def _settings(tmp_path: Path, **serve: object) -> Settings:
+def _settings(root: Path, **serve: object) -> Settings:
+    """Settings on the shared empty registry (its MLflow tables already exist)."""
     return Settings(
-        data_dir=tmp_path / "var",
-        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'var' / 'mlflow.db'}",
+        data_dir=root / "var",
+        mlflow_tracking_uri=f"sqlite:///{root / 'var' / 'mlflow.db'}",
         serve={"refresh_seconds": 3600, **serve},
     )
 
 
-def test_health_and_not_ready_without_a_champion(tmp_path: Path) -> None:
-    app = create_app(_settings(tmp_path, api_token=TOKEN), configure_logs=False)
+def test_health_and_not_ready_without_a_champion(empty_registry: Path) -> None:
+    app = create_app(_settings(empty_registry, api_token=TOKEN), configure_logs=False)
     with live_server(app) as base:
         health = httpx.get(f"{base}/healthz")
         assert health.status_code == 200
@@ -38,8 +39,8 @@ def test_health_and_not_ready_without_a_champion(tmp_path: Path) -> None:
         assert forecast.headers["retry-after"]
 
 
-def test_request_id_is_echoed_or_generated(tmp_path: Path) -> None:
-    app = create_app(_settings(tmp_path), configure_logs=False)
+def test_request_id_is_echoed_or_generated(empty_registry: Path) -> None:
+    app = create_app(_settings(empty_registry), configure_logs=False)
     with live_server(app) as base:
         given = httpx.get(f"{base}/healthz", headers={"X-Request-ID": "abc-123"})
         assert given.headers["x-request-id"] == "abc-123"
@@ -49,8 +50,8 @@ def test_request_id_is_echoed_or_generated(tmp_path: Path) -> None:
         assert other.headers["x-request-id"] != fresh.headers["x-request-id"]
 
 
-def test_metrics_count_requests_per_route_template(tmp_path: Path) -> None:
-    app = create_app(_settings(tmp_path), configure_logs=False)
+def test_metrics_count_requests_per_route_template(empty_registry: Path) -> None:
+    app = create_app(_settings(empty_registry), configure_logs=False)
     with live_server(app) as base:
         for _ in range(3):
             httpx.get(f"{base}/healthz")
@@ -72,8 +73,8 @@ def test_metrics_count_requests_per_route_template(tmp_path: Path) -> None:
     ],
     ids=["missing", "wrong", "not-bearer", "right"],
 )
-def test_admin_reload_needs_the_token(tmp_path: Path, headers: dict, allowed: bool) -> None:
-    app = create_app(_settings(tmp_path, api_token=TOKEN), configure_logs=False)
+def test_admin_reload_needs_the_token(empty_registry: Path, headers: dict, allowed: bool) -> None:
+    app = create_app(_settings(empty_registry, api_token=TOKEN), configure_logs=False)
     with live_server(app) as base:
         response = httpx.post(f"{base}/admin/reload", headers=headers, timeout=60)
     if allowed:
@@ -85,15 +86,15 @@ def test_admin_reload_needs_the_token(tmp_path: Path, headers: dict, allowed: bo
         assert response.headers["www-authenticate"] == "Bearer"
 
 
-def test_mutating_routes_refused_without_token_unless_dev(tmp_path: Path) -> None:
-    closed = create_app(_settings(tmp_path), configure_logs=False)
+def test_mutating_routes_refused_without_token_unless_dev(empty_registry: Path) -> None:
+    closed = create_app(_settings(empty_registry), configure_logs=False)
     paths = closed.openapi()["paths"]
     assert "/admin/reload" not in paths
     assert "/v1/forecast" in paths
-    dev = create_app(_settings(tmp_path, dev_mode=True), configure_logs=False)
+    dev = create_app(_settings(empty_registry, dev_mode=True), configure_logs=False)
     assert "/admin/reload" in dev.openapi()["paths"]
 
 
-def test_whitespace_token_is_a_config_error(tmp_path: Path) -> None:
+def test_whitespace_token_is_a_config_error(empty_registry: Path) -> None:
     with pytest.raises(ConfigError, match="api_token"):
-        create_app(_settings(tmp_path, api_token="   "), configure_logs=False)
+        create_app(_settings(empty_registry, api_token="   "), configure_logs=False)
