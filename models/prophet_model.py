@@ -30,9 +30,10 @@ def _quiet() -> None:
 
 def _fit_one(ds: np.ndarray, y: np.ndarray, max_residuals: int) -> tuple[str, np.ndarray]:
     """Fit one series; returns the model as JSON and its in-sample residuals."""
-    _quiet()
     from prophet import Prophet
     from prophet.serialize import model_to_json
+
+    _quiet()  # after the imports: cmdstanpy sets its own level when imported
 
     frame = pd.DataFrame({"ds": pd.to_datetime(ds), "y": y}).dropna()
     model = Prophet(

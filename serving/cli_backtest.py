@@ -38,8 +38,20 @@ def backtest_series(
         help=f"models to run (repeatable; default: settings forecast.models). Known: "
         f"{', '.join(known_models())}",
     ),
+    candidates: list[str] = typer.Option(
+        None,
+        "--candidates",
+        help="models the champion is chosen from (repeatable; default: the models run, "
+        "except prophet, which is slow and was last on every measured set)",
+    ),
     inner_folds: int = typer.Option(
         1, "--inner-folds", min=1, help="training-part windows used to choose the champion"
+    ),
+    champion_scope: str = typer.Option(
+        "run",
+        "--champion-scope",
+        help="run: one champion per fold for all series (as `replicast train` picks one per "
+        "target); series: one per series",
     ),
     json_out: Path | None = typer.Option(None, "--json", help="write the JSON report here"),
     progress: bool = typer.Option(False, "--progress", help="show a progress bar"),
@@ -55,12 +67,15 @@ def backtest_series(
     """
     settings = get_settings()
     names = list(models or settings.forecast.models)
-    unknown = [m for m in names if m not in known_models()]
+    chosen_from = list(candidates or [m for m in names if m != "prophet"] or names)
+    if champion_scope not in ("run", "series"):
+        raise ConfigError(f"--champion-scope: {champion_scope!r} is not one of run, series")
+    unknown = [m for m in [*names, *chosen_from] if m not in known_models()]
     if unknown:
         raise ConfigError(f"--models: unknown {unknown}; known models: {', '.join(known_models())}")
     files = discover(series)
     loaded = load_series(files, timestamp_col=timestamp_col, value_col=value_col)
-    fits = len(names) * folds + len(names) * folds * inner_folds
+    fits = len(names) * folds + len(chosen_from) * folds * inner_folds
     with Progress(
         TextColumn(f"backtesting {len(loaded)} series"),
         BarColumn(),
@@ -77,7 +92,9 @@ def backtest_series(
             horizon=horizon,
             folds=folds,
             quantiles=settings.forecast.quantiles,
+            candidates=chosen_from,  # type: ignore[arg-type]
             inner_folds=inner_folds,
+            champion_scope=champion_scope,  # type: ignore[arg-type]
             seed=settings.forecast.seed,
             progress=lambda model, fold: bar.update(
                 task, advance=1, description=f"{model} fold {fold}"

@@ -108,3 +108,20 @@ def test_choose_per_series_breaks_ties_on_pinball() -> None:
         }
     )
     assert choose_per_series(scores) == {"a": "m2", "b": "m1"}
+
+
+def test_run_scope_picks_one_model_for_all_series(series_dir) -> None:
+    loaded = load_series(discover([series_dir]), timestamp_col="timestamp", value_col="value")
+    report = run_series_backtest(
+        loaded, models=MODELS, horizon=24, folds=2, quantiles=[0.5], champion_scope="run"
+    )
+    champ = report.scores[report.scores.model == CHAMPION]
+    assert (champ.groupby("fold").chosen.nunique() == 1).all()
+    # the champion's score is the chosen model's own outer score (no extra fitting)
+    for row in champ.itertuples():
+        own = report.scores[
+            (report.scores.model == row.chosen)
+            & (report.scores.fold == row.fold)
+            & (report.scores.series_id == row.series_id)
+        ]
+        assert own.mase.iloc[0] == row.mase
