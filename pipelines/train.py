@@ -198,7 +198,13 @@ def _run_jobs(
             yield _fit_target(job, tick)
         return
     context = multiprocessing.get_context("spawn")  # no fork after OpenMP/threads started
-    with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context) as pool:
+    levels = {name: logging.getLogger(name).getEffectiveLevel() for name in _WORKER_LOGGERS}
+    with (
+        context.Manager() as manager,
+        ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(levels,)
+        ) as pool,
+    ):
         queue = manager.Queue()
         futures = [pool.submit(_fit_target_in_worker, job, queue) for job in jobs]
         pending = set(futures)
@@ -210,6 +216,17 @@ def _run_jobs(
         _drain(queue, tick)
         for future in futures:
             yield future.result()
+
+
+#: loggers whose levels a spawned worker copies from the parent (the root is "")
+_WORKER_LOGGERS = ("", "cmdstanpy", "prophet", "prophet.plot", "lightgbm", "statsforecast")
+
+
+def _init_worker(levels: dict[str, int]) -> None:
+    """A spawned worker logs like its parent: same levels, to stderr."""
+    logging.basicConfig(level=levels.get("", logging.WARNING))
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def _drain(queue: Any, tick: Callable[[str], None]) -> None:

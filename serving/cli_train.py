@@ -34,6 +34,7 @@ def _quiet_libraries() -> None:
 
     for name in ("mlflow", "alembic", "cmdstanpy", "prophet", "py.warnings"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)  # "Importing plotly failed"
     logging.captureWarnings(True)
 
 
