@@ -100,6 +100,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.draining = False  # set by serving.server.DrainingServer on SIGTERM
     app.state.metrics = metrics
     app.state.model_cache = cache
     app.state.lake = Lake(settings.lake_dir)
@@ -110,6 +111,7 @@ def create_app(
         RequestContextMiddleware,
         metrics=metrics,
         access_log=build_access_log() if configure_logs else None,
+        state=app.state,
     )
     app.include_router(health.router)
     app.include_router(forecast.router)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -11,6 +12,7 @@ from rich.console import Console
 from forecasting.errors import ConfigError
 from forecasting.settings import get_settings
 from serving.cli_errors import handle_errors
+from serving.server import DrainingServer
 
 console = Console(stderr=True)
 logger = logging.getLogger(__name__)
@@ -72,15 +74,21 @@ def register(app: typer.Typer) -> None:
         bind_host = host or serve_cfg.host
         bind_port = port or serve_cfg.port
         console.print(f"replicast API on http://{bind_host}:{bind_port} (docs at /docs)")
-        uvicorn.run(
-            "serving.app:create_app",
-            factory=True,
-            host=bind_host,
-            port=bind_port,
-            workers=workers or serve_cfg.workers,
-            log_config=None,
-            log_level=log_level.lower(),
-            access_log=False,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-            proxy_headers=False,
-        )
+        options: dict[str, Any] = {
+            "factory": True,
+            "host": bind_host,
+            "port": bind_port,
+            "log_config": None,
+            "log_level": log_level.lower(),
+            "access_log": False,
+            "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+            "proxy_headers": False,
+        }
+        n_workers = workers or serve_cfg.workers
+        if n_workers > 1:  # uvicorn's supervisor; each worker shuts down gracefully itself
+            uvicorn.run("serving.app:create_app", workers=n_workers, **options)
+            return
+        server = DrainingServer(uvicorn.Config("serving.app:create_app", **options))
+        server.run()
+        if not server.started:
+            raise typer.Exit(3)

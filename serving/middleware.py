@@ -79,11 +79,17 @@ class RequestContextMiddleware:
     """Assign a request id, time the request, log one access line and record metrics."""
 
     def __init__(
-        self, app: ASGIApp, *, metrics: ServiceMetrics, access_log: AccessLog | None = None
+        self,
+        app: ASGIApp,
+        *,
+        metrics: ServiceMetrics,
+        access_log: AccessLog | None = None,
+        state: Any = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
+        self.state = state  # app.state: ``draining`` asks clients to close (see serving.server)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -101,7 +107,10 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
+                headers = [*message.get("headers", ()), id_header]
+                if getattr(self.state, "draining", False):
+                    headers.append((b"connection", b"close"))
+                message["headers"] = headers
             await send(message)
 
         try:

@@ -116,13 +116,14 @@ class ServingModel:
                 f"{target!r}; it forecasts {sorted(self.targets)}"
             )
         try:
-            return self.forecaster.forecast_arrays(
+            out = self.forecaster.forecast_arrays(
                 target, series_id, ts_last, values, horizon, quantiles
             )
         except Exception as exc:
             if getattr(exc, "error_code", None) == "INVALID_PARAMETER_VALUE":
                 raise DataValidationError(str(getattr(exc, "message", exc))) from exc
             raise
+        return _serialisable(out)
 
     def known_forecast(
         self, target: str, series_id: str, horizon: int, quantiles: Sequence[float] | None
@@ -166,6 +167,20 @@ class ServingModel:
                     continue
                 done += 1
         return done
+
+
+def _serialisable(out: dict[str, Any]) -> dict[str, np.ndarray]:
+    """C-contiguous arrays of plain dtypes (what orjson serialises natively)."""
+    fixed: dict[str, np.ndarray] = {}
+    for key, value in out.items():
+        if key == "ts":
+            array = np.asarray(value, dtype="datetime64[ns]")
+        elif key == "step":
+            array = np.asarray(value, dtype=np.int64)
+        else:
+            array = np.asarray(value, dtype=np.float64)
+        fixed[key] = np.ascontiguousarray(array)
+    return fixed
 
 
 Loader = Callable[[Settings], Champion]

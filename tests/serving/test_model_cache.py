@@ -97,3 +97,24 @@ def test_new_champion_swaps_under_load(served: tuple[FastAPI, str], registry: Re
     metrics = httpx.get(f"{base}/metrics").text
     assert f'replicast_model_loaded{{model="replicast-load",version="{new}"}} 1.0' in metrics
     assert f'version="{before}"' not in metrics
+
+
+def test_model_output_is_made_serialisable() -> None:
+    """Fast paths may return column views of a 2-D table; orjson needs contiguous arrays."""
+    import numpy as np
+    import orjson
+
+    from serving.model_cache import _serialisable
+
+    table = np.arange(12, dtype=np.float32).reshape(4, 3)
+    out = _serialisable(
+        {
+            "ts": np.array(["2026-01-01T00:00", "2026-01-01T01:00"] * 2, dtype="datetime64[s]"),
+            "step": [1, 2, 3, 4],
+            "q0.5": table[:, 1],
+        }
+    )
+    assert out["q0.5"].flags.c_contiguous and out["q0.5"].dtype == np.float64
+    assert out["ts"].dtype == np.dtype("datetime64[ns]")
+    text = orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC)
+    assert orjson.loads(text)["q0.5"] == [1.0, 4.0, 7.0, 10.0]
