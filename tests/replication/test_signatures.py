@@ -27,7 +27,7 @@ def test_builder_is_independent_of_chunking() -> None:
 
 def test_block_size_grows_with_file_size() -> None:
     assert block_size_for(10) == 1024
-    assert block_size_for(5 << 20) == 2048
+    assert block_size_for(5 << 20) == 4096
     assert block_size_for(1 << 40) == 65536
 
 
