@@ -23,9 +23,14 @@ logger = logging.getLogger(__name__)
 
 
 def _quiet() -> None:
+    # cmdstanpy re-arms its own INFO handler whenever its logger has no handler at all,
+    # so give it a null one instead of only raising the level.
     for name in ("cmdstanpy", "prophet", "prophet.plot"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-        logging.getLogger(name).propagate = False
+        log = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+            log.addHandler(logging.NullHandler())
+        log.setLevel(logging.ERROR)
+        log.propagate = False
 
 
 def _fit_one(ds: np.ndarray, y: np.ndarray, max_residuals: int) -> tuple[str, np.ndarray]:
