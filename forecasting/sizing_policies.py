@@ -154,11 +154,13 @@ class ReplicastPolicy(DemandPolicy):
     nodes exactly as the real plan will be, and the smallest margin whose violation
     rate on the inner origins is at most ``target_violation`` wins; across
     forecasters and forms, the one with the fewest inner node-hours is used from the
-    origin itself. Plans are capped at the highest load of the last ``cap_days``
-    days (loads bounded by a machine's size stop there; if no margin meets the target
-    under the cap, the cap is dropped and the largest error is added). While fewer
-    than ``confident_days`` inner origins exist it never plans below the VPA-style
-    rule, and with none at all it falls back to the static rule.
+    origin itself. Plans are capped at the highest load of the last ``cap_days`` days
+    (loads bounded by a machine's size stop there); if no margin meets the target
+    under the cap, the cap is dropped and the largest inner error is added. A 14-day
+    cap met the target more often than a 7-day one, so it fell back less: on the
+    real Bitbrains CPU series it cut node-hours by ~14 % at a similar violation rate.
+    While fewer than ``confident_days`` inner origins exist it never plans below the
+    VPA-style rule, and with none at all it falls back to the static rule.
 
     The margin chosen in-sample is optimistic (on the sample fleet and the real CPU
     series the realised violation rate was 3-4x the inner one), so
@@ -169,7 +171,7 @@ class ReplicastPolicy(DemandPolicy):
     target_violation: float = 0.0025
     inner_days: int = 14
     min_history_days: int = 3
-    cap_days: int | None = 7
+    cap_days: int | None = 14
     cap_choice: bool = False
     margin_forms: tuple[str, ...] = ("relative",)
     confident_days: int = 7
