@@ -399,8 +399,24 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     rc_body = workdir / "replicast.json"
     rc_body.write_text(json.dumps({"target": TARGET, "series_ids": [SERIES], "horizon": 24}))
+    ml_request = mlflow_body(data_dir, args.history_hours)
     ml_body = workdir / "mlflow.json"
-    ml_body.write_text(json.dumps(mlflow_body(data_dir, args.history_hours)))
+    ml_body.write_text(json.dumps(ml_request))
+    rows = ml_request["dataframe_split"]["data"]
+    adhoc_body = workdir / "replicast-adhoc.json"
+    adhoc_body.write_text(
+        json.dumps(
+            {
+                "target": TARGET,
+                "history": {
+                    "series_id": SERIES,
+                    "ts": [r[1] for r in rows],
+                    "y": [r[2] for r in rows],
+                },
+                "horizon": 24,
+            }
+        )
+    )
 
     rc_port, ml_port = free_port(), free_port()
     rc_base, ml_base = f"http://127.0.0.1:{rc_port}", f"http://127.0.0.1:{ml_port}"
@@ -446,6 +462,7 @@ def main() -> None:
         "request": {
             "replicast": f"POST /v1/forecast one known series ({SERIES}, {TARGET}, 24 steps)",
             "mlflow": f"POST /invocations {args.history_hours} h history of {SERIES}, 24 steps",
+            "replicast_adhoc": f"POST /v1/forecast with the same {args.history_hours} h history",
         },
         "replicast": {},
         "mlflow": {},
@@ -489,6 +506,14 @@ def main() -> None:
                     "rps": ratio(r["rps"], m["rps"]),
                     "p99_mlflow_over_replicast": ratio(m["p99_ms"], r["p99_ms"]),
                 }
+        log("replicast, ad-hoc history (the model runs on every request), 8 connections")
+        figures["replicast_adhoc"] = {
+            "8": run_wrk(f"{rc_base}/v1/forecast", adhoc_body, 8, args.duration, workdir, False)
+        }
+        if "8" in figures["mlflow"]:
+            figures["ratios"]["adhoc_8"] = {
+                "rps": ratio(figures["replicast_adhoc"]["8"]["rps"], figures["mlflow"]["8"]["rps"])
+            }
         if ml is not None:
             ml.stop()
             ml = None
