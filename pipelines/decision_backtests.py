@@ -147,8 +147,9 @@ def backtest_sizing(
         progress: called with each file name as it starts.
 
     Returns:
-        ``{"series": {file: {policy: metrics}}, "overall": {policy: metrics}, "skipped":
-        {file: reason}}``; overall node-hours are summed, rates weighted by hours.
+        ``{"series": {file: {"node_capacity", "hours", policy: metrics}}, "overall":
+        {policy: metrics}, "hours", "skipped": {file: reason}}``; overall node-hours are
+        summed, rates weighted by the replayed hours with data.
     """
     factory = policies or (lambda: default_policies(risk_quantile))
     out: dict = {"series": {}, "overall": {}, "skipped": {}}
@@ -172,7 +173,7 @@ def backtest_sizing(
             continue
         metrics = result.metrics()
         hours = int((~np.isnan(result.actual)).sum())
-        out["series"][file.name] = {"node_capacity": capacity, **metrics}
+        out["series"][file.name] = {"node_capacity": capacity, "hours": hours, **metrics}
         for name, value in metrics.items():
             totals.setdefault(name, _Totals()).add(value, hours)
     if not out["series"]:
@@ -180,6 +181,7 @@ def backtest_sizing(
             f"{path}: no series long enough for a sizing backtest (need > 7 days): {out['skipped']}"
         )
     out["overall"] = {name: t.as_dict() for name, t in totals.items()}
+    out["hours"] = sum(f["hours"] for f in out["series"].values())
     return out
 
 

@@ -54,10 +54,12 @@ def test_sizing_backtest_per_file_and_overall(tmp_path: Path) -> None:
     for per_file in out["series"].values():
         assert set(per_file) >= POLICIES
         assert per_file["node_capacity"] > 0
+        assert per_file["hours"] == 3 * 24  # 10 days minus the 7-day warm-up
         for policy in POLICIES:
             assert set(per_file[policy]) == METRICS
     assert set(out["overall"]) == POLICIES
     assert out["overall"]["oracle"]["violation_rate"] == 0
+    assert out["hours"] == 2 * 3 * 24
     total = sum(f["static"]["node_hours"] for f in out["series"].values())
     assert out["overall"]["static"]["node_hours"] == total
     # a clean daily cycle: replicast plans below the static peak rule
