@@ -310,7 +310,8 @@ def train_hot_segments(
     Args:
         settings: fleet (timezones) and forecast settings (folds).
         lake: reads ``segment_access``; writes ``segment_scores``.
-        register: log and register the model in MLflow (needs a configured tracking URI).
+        register: log and register the model in MLflow: inside the caller's active run,
+            else in a new run of the tracking store of ``settings``.
         write_scores: write next-hour ``segment_scores`` to the lake.
 
     Raises:
@@ -334,8 +335,10 @@ def train_hot_segments(
     version = "unregistered"
     if register:
         from models.mlflow_hot_segments import HotSegmentsPyfunc
-        from models.mlflow_registry import HOT_SEGMENTS_MODEL, register_with_gate
+        from models.mlflow_registry import HOT_SEGMENTS_MODEL, configure, register_with_gate
 
+        if mlflow.active_run() is None:  # a caller's active run is already configured
+            configure(settings)
         log_evaluation(evaluation)
         last = pd.to_datetime(access["ts"], utc=True).max()
         example = access[pd.to_datetime(access["ts"], utc=True) > last - pd.Timedelta(hours=6)]
