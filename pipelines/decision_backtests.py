@@ -194,7 +194,7 @@ def load_trace(
     """Read a CSV access trace; returns (``key, t[, bytes]`` sorted by time, timed?).
 
     ``t`` is seconds since the epoch when the time column holds timestamps, else the
-    logical position given in the file.
+    number given in the file (a logical position, or seconds when windows are durations).
 
     Raises:
         DataValidationError: unreadable file, missing column, or no usable row.
@@ -220,10 +220,11 @@ def load_trace(
         t = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     else:
         t = numeric.astype(float)
-    out = pd.DataFrame({"key": frame[key_col].astype(str), "t": t})
+    key = frame[key_col]
+    out = pd.DataFrame({"key": key.astype(str), "t": t})
     if bytes_col in frame.columns:
         out["bytes"] = pd.to_numeric(frame[bytes_col], errors="coerce")
-    bad = out["t"].isna() | out["key"].isna()
+    bad = out["t"].isna() | key.isna()
     if bad.any():
         log.warning("%s: %d row(s) without a usable key or time skipped", path, int(bad.sum()))
     out = out[~bad]
@@ -243,10 +244,7 @@ def _window_index(trace: pd.DataFrame, window: str | int | None, timed: bool) ->
         pos = np.arange(n)
         return pos // size, (pos % size) / size, f"{size} rows"
     if not timed:
-        raise DataValidationError(
-            f"--window {window!r} is a duration but the time column holds positions, not "
-            "timestamps; give a number of rows"
-        )
+        log.info("numeric time column with a duration window: numbers taken as seconds")
     try:
         length = pd.Timedelta(text).total_seconds()
     except ValueError as exc:
@@ -275,8 +273,8 @@ def backtest_priority(
         path: CSV trace, one row per access.
         key_col: the segment column.
         time_col: timestamps or logical positions.
-        window: rows per window (``"5000"``) or a duration (``"15min"``); default
-            ``max(100, rows // 100)`` rows.
+        window: rows per window (``"5000"``) or a duration (``"15min"``; a numeric time
+            column is then read as seconds); default ``max(100, rows // 100)`` rows.
         warmup_windows: windows of history before the first scored boundary
             (default ``max(4, windows // 10)``).
         retrain_every: refit the hot-segment model every this many windows.
