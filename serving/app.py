@@ -46,10 +46,14 @@ def mutating_routes_enabled(settings: Settings) -> bool:
     return bool(settings.serve.api_token) or settings.serve.dev_mode
 
 
+#: Retry interval (seconds) while no champion is loaded at all.
+FIRST_LOAD_RETRY_S = 5.0
+
+
 async def _refresh_forever(cache: ModelCache, every: float) -> None:
     await asyncio.to_thread(cache.refresh)
     while True:
-        await asyncio.sleep(every)
+        await asyncio.sleep(every if cache.current is not None else min(every, FIRST_LOAD_RETRY_S))
         await asyncio.to_thread(cache.refresh)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from fastapi import FastAPI
 
@@ -118,3 +119,31 @@ def test_model_output_is_made_serialisable() -> None:
     assert out["ts"].dtype == np.dtype("datetime64[ns]")
     text = orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC)
     assert orjson.loads(text)["q0.5"] == [1.0, 4.0, 7.0, 10.0]
+
+
+def test_new_lake_data_refreshes_the_cached_history(registry: Registry, tmp_path: Path) -> None:
+    """Same champion, newer node_metrics: the next refresh forecasts from the new last hour."""
+    import pandas as pd
+
+    from forecasting.lake import Lake
+    from pipelines.simulate import simulate_fleet
+    from serving.metrics import ServiceMetrics
+    from serving.model_cache import ModelCache
+
+    settings = registry.settings.model_copy(update={"data_dir": tmp_path / "var"})
+    sim = simulate_fleet(settings.fleet, start="2026-10-01", days=12, seed=7, nodes_per_region=1)
+    lake = Lake(settings.lake_dir)
+    cut = pd.Timestamp("2026-10-11T00:00:00Z")
+    lake.write("node_metrics", sim.node_metrics[sim.node_metrics["ts"] < cut])
+    cache = ModelCache(settings, ServiceMetrics())
+    assert cache.refresh().outcome == "swapped"
+    first = cache.require()
+    before = first.known_forecast("qps_total", "orders/us-east", 3, None)["ts"][0]
+    assert cache.refresh().outcome == "unchanged"
+    assert cache.require() is first  # nothing new: same object, memo kept
+
+    lake.write("node_metrics", sim.node_metrics[sim.node_metrics["ts"] >= cut])
+    result = cache.refresh()
+    assert (result.outcome, result.version) == ("unchanged", first.version)
+    after = cache.require().known_forecast("qps_total", "orders/us-east", 3, None)["ts"][0]
+    assert after - before == np.timedelta64(2 * 24 * 3600, "s")
