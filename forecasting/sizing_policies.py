@@ -28,6 +28,7 @@ Everything here is pure numpy; the forecaster of the replicast policy is injecte
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -408,10 +409,8 @@ def _nanmax(values: np.ndarray) -> float:
     return float(np.nanmax(values)) if np.isfinite(values).any() else math.nan
 
 
-def _nanmedian(values: np.ndarray, axis: int | None = None):  # noqa: ANN202
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmedian(values, axis=axis)
+def _nanmedian(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
+    """``np.nanmedian`` without the all-NaN-slice warning (such slices give NaN)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(values, axis=axis)
