@@ -44,7 +44,7 @@ from replication.crashpoints import ENV as CRASH_ENV
 from replication.delta import literal_bytes, plan_delta
 from replication.executor import run_sync
 from replication.request import SyncRequest
-from replication.signatures import SignatureIndex, signature_of_bytes
+from replication.signatures import SignatureIndex, signature_of_bytes, signature_of_file
 from replication.verify import verify_replica
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,6 +153,7 @@ def mutate(root: Path, kinds: dict[str, str], rng: np.random.Generator) -> dict:
         "insert_files": inserts,
         "chosen": chosen,
         "new": new,
+        "deleted": deleted,
     }
 
 
@@ -245,6 +246,29 @@ def seg_done_from_files(done_at: dict[str, float], pending: dict[str, list[str]]
     return out
 
 
+def same_pace_ratio(prio: dict[str, float], alpha: dict[str, float], reads: dict) -> float:
+    """Exposure ratio if both orders ran at the same pace: finish times rescaled to one length."""
+    span_p, span_a = max(prio.values()) or 1.0, max(alpha.values()) or 1.0
+    e_p = sum(reads[s] * t / span_p for s, t in prio.items())
+    e_a = sum(reads[s] * t / span_a for s, t in alpha.items())
+    return e_p / e_a
+
+
+def restore_replica(base: Path, target: Path, state: Path, changes: dict) -> None:
+    """Put a replicast replica back to the old state, its signature index warm (as after a run)."""
+    index = SignatureIndex(state / "signatures.sqlite")
+    for rel in changes["chosen"] + changes["deleted"]:
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        tmp = target / (rel + ".restore")
+        shutil.copy2(base / rel, tmp)
+        os.replace(tmp, target / rel)
+        sig, _ = signature_of_file(target / rel)
+        index.put(rel, os.stat(target / rel), sig)
+    for rel in changes["new"]:
+        (target / rel).unlink(missing_ok=True)
+    index.close()
+
+
 # ---------------------------------------------------------------------------- kill trials
 def kill_trials(work: Path, trials: int, settings: Settings, seed: int) -> dict:
     """SIGKILL ``python -m replication`` at random moments and at named crash points."""
@@ -324,6 +348,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 1.6 GB dataset")
     parser.add_argument("--kill-trials", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per contender")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
@@ -374,7 +399,9 @@ def _bench(work: Path, args: argparse.Namespace, rng: np.random.Generator, repor
     report["initial_replication"] = initial
     subprocess.run(["cp", "-al", str(base), str(src)], check=True)
     changes = mutate(src, kinds, rng)
-    report["change_set"] = {k: v for k, v in changes.items() if k not in ("chosen", "new")}
+    report["change_set"] = {
+        k: v for k, v in changes.items() if k not in ("chosen", "new", "deleted")
+    }
     print(f"change set: {report['change_set']}", file=sys.stderr)
 
     # insert files never fall back to whole file: literal share of each, by the delta plan
@@ -396,73 +423,111 @@ def _bench(work: Path, args: argparse.Namespace, rng: np.random.Generator, repor
         settings.lake_dir, reads, pending_bytes, args.seed
     )
 
-    results: dict[str, dict] = {}
-    for name, rargs in rsync_runs.items():
-        os.sync()
-        results[name] = run_rsync(rargs, src, work / name)
-        print(f"{name}: {results[name]['seconds']} s", file=sys.stderr)
-    for name, kw in replicast_runs.items():
-        os.sync()
-        res = run_sync(
-            SyncRequest(source=src, target=str(work / name), state_dir=work / f"state_{name}",
-                        record=False, delete=True, order="priority", cluster="bench",
-                        replica="cn-north", **kw),
-            settings=settings,
-        )  # fmt: skip
-        assert res.state == "finished", res.errors
-        results[name] = {
-            "seconds": round(res.seconds, 3),
-            "bytes_sent": res.bytes_sent,
-            "bytes_received": res.signature_bytes,
-            "literal_bytes": res.literal_bytes,
-            "bytes_read": res.bytes_read,
-            "bytes_written": res.bytes_written,
-            "order": res.order,
-            "seg_done": {s.name: s.finished_s or 0.0 for s in res.segments if s.name in pending},
-        }
-        print(f"{name}: {results[name]['seconds']} s", file=sys.stderr)
+    # each contender runs --repeats times, interleaved, each time on a fresh old replica;
+    # figures are medians (the machine is shared, single timings are noisy)
+    runs: dict[str, list[dict]] = {name: [] for name in [*rsync_runs, *replicast_runs]}
+    for rep in range(args.repeats):
+        for name, rargs in rsync_runs.items():
+            if rep:
+                shutil.rmtree(work / name)
+                subprocess.run(["cp", "-al", str(base), str(work / name)], check=True)
+            os.sync()
+            runs[name].append(run_rsync(rargs, src, work / name))
+        for name, kw in replicast_runs.items():
+            if rep:
+                restore_replica(base, work / name, work / f"state_{name}", changes)
+            os.sync()
+            res = run_sync(
+                SyncRequest(source=src, target=str(work / name), state_dir=work / f"state_{name}",
+                            record=False, delete=True, order="priority", cluster="bench",
+                            replica="cn-north", **kw),
+                settings=settings,
+            )  # fmt: skip
+            assert res.state == "finished", res.errors
+            runs[name].append(
+                {
+                    "seconds": round(res.seconds, 3),
+                    "bytes_sent": res.bytes_sent,
+                    "bytes_received": res.signature_bytes,
+                    "literal_bytes": res.literal_bytes,
+                    "bytes_read": res.bytes_read,
+                    "bytes_written": res.bytes_written,
+                    "order": res.order,
+                    "seg_done": {
+                        s.name: s.finished_s or 0.0 for s in res.segments if s.name in pending
+                    },
+                }
+            )
+        print(f"repeat {rep}: " + ", ".join(f"{n} {r[-1]['seconds']}" for n, r in runs.items()),
+              file=sys.stderr)  # fmt: skip
     want = tree_hashes(src)
-    correct = {name: tree_hashes(work / name) == want for name in results}
+    correct = {name: tree_hashes(work / name) == want for name in runs}
     report["all_replicas_equal_source"] = correct
+    results: dict[str, dict] = {}
+    for name, reps in runs.items():
+        results[name] = {k: v for k, v in reps[0].items() if k not in ("done_at", "seg_done")}
+        results[name]["seconds_all"] = [r["seconds"] for r in reps]
+        results[name]["seconds"] = float(np.median(results[name]["seconds_all"]))
 
-    # freshness at 40 MiB/s: replicast priority (delta) vs rsync's name order
-    rsync_done = seg_done_from_files(results["rsync_nwf_bw"]["done_at"], pending)
-    prio_done = results["replicast_delta_bw"]["seg_done"]
-    prio_rsync_done = results["replicast_rsync_bw"]["seg_done"]
+    # freshness at 40 MiB/s: replicast priority (delta) vs rsync's name order, per repeat
     window = 3600.0
-    horizon = max(max(rsync_done.values()), max(prio_done.values()))
-    e_rsync, e_prio = exposure(rsync_done, reads, window), exposure(prio_done, reads, window)
-    e_prio_rsync = exposure(prio_rsync_done, reads, window)
+    fresh = []
+    for i in range(args.repeats):
+        rsync_done = seg_done_from_files(runs["rsync_nwf_bw"][i]["done_at"], pending)
+        prio_done = runs["replicast_delta_bw"][i]["seg_done"]
+        prio_rsync_done = runs["replicast_rsync_bw"][i]["seg_done"]
+        e_rsync = exposure(rsync_done, reads, window)
+        fresh.append(
+            {
+                "stale_read_exposure_rsync_order": round(e_rsync, 1),
+                "ratio_priority_delta_vs_rsync": round(
+                    exposure(prio_done, reads, window) / e_rsync, 4
+                ),
+                "ratio_priority_rsync_batches_vs_rsync": round(
+                    exposure(prio_rsync_done, reads, window) / e_rsync, 4
+                ),
+                "ratio_priority_delta_same_pace": round(
+                    same_pace_ratio(prio_done, rsync_done, reads), 4
+                ),
+                "horizon_s": max(max(rsync_done.values()), max(prio_done.values())),
+                "dones": (rsync_done, prio_done, prio_rsync_done),
+            }
+        )
+    mid = sorted(range(args.repeats), key=lambda i: fresh[i]["ratio_priority_delta_vs_rsync"])[
+        args.repeats // 2
+    ]
+    rsync_done, prio_done, prio_rsync_done = fresh[mid].pop("dones")
+    horizon = fresh[mid]["horizon_s"]
+    for f in fresh:
+        f.pop("dones", None)
     report["freshness"] = {
-        "stale_read_exposure_rsync_order": round(e_rsync, 1),
-        "stale_read_exposure_priority_delta": round(e_prio, 1),
-        "stale_read_exposure_priority_rsync_batches": round(e_prio_rsync, 1),
-        "ratio_priority_delta_vs_rsync": round(e_prio / e_rsync, 4),
-        "ratio_priority_rsync_batches_vs_rsync": round(e_prio_rsync / e_rsync, 4),
+        **fresh[mid],
+        "repeats": fresh,
         "curve_rsync_order": fresh_curve(rsync_done, reads, horizon),
         "curve_priority_delta": fresh_curve(prio_done, reads, horizon),
         "curve_priority_rsync_batches": fresh_curve(prio_rsync_done, reads, horizon),
     }
 
-    # verify: stored signatures vs rsync -a --checksum on in-sync replicas
-    os.sync()
-    t = time.perf_counter()
-    index = SignatureIndex(work / "state_replicast_delta" / "signatures.sqlite")
+    # verify: stored signatures vs rsync -a --checksum on in-sync replicas (medians)
     from replication.catalog import build_catalog
 
-    vrep = verify_replica(src, work / "replicast_delta", build_catalog(src), index)
-    verify_s = time.perf_counter() - t
-    rs_check = run_rsync(["-a", "--checksum", "--delete"], src, work / "rsync_a")
+    index = SignatureIndex(work / "state_replicast_delta" / "signatures.sqlite")
+    ours, theirs = [], []
+    for _ in range(args.repeats):
+        os.sync()
+        t = time.perf_counter()
+        vrep = verify_replica(src, work / "replicast_delta", build_catalog(src), index)
+        ours.append(time.perf_counter() - t)
+        theirs.append(run_rsync(["-a", "--checksum", "--delete"], src, work / "rsync_a")["seconds"])
     report["verify"] = {
-        "replicast_seconds": round(verify_s, 3),
+        "replicast_seconds": round(float(np.median(ours)), 3),
         "replicast_ok": vrep.ok,
         "replicast_bytes_read": vrep.bytes_read,
-        "rsync_checksum_seconds": rs_check["seconds"],
-        "ratio": round(verify_s / rs_check["seconds"], 4),
+        "rsync_checksum_seconds": round(float(np.median(theirs)), 3),
+        "ratio": round(float(np.median(ours) / np.median(theirs)), 4),
+        "replicast_all": [round(x, 3) for x in ours],
+        "rsync_all": theirs,
     }
-    for r in results.values():
-        r.pop("done_at", None)
-        r.pop("seg_done", None)
     report["runs"] = results
 
     t = time.perf_counter()
@@ -492,6 +557,12 @@ def _bench(work: Path, args: argparse.Namespace, rng: np.random.Generator, repor
             r["replicast_rsync"]["seconds"] / r["rsync_a"]["seconds"], 4
         ),
         "exposure_priority_vs_rsync": report["freshness"]["ratio_priority_delta_vs_rsync"],
+        "exposure_priority_rsync_batches_vs_rsync": report["freshness"][
+            "ratio_priority_rsync_batches_vs_rsync"
+        ],
+        "exposure_priority_vs_rsync_same_pace": report["freshness"][
+            "ratio_priority_delta_same_pace"
+        ],
         "verify_vs_rsync_checksum": report["verify"]["ratio"],
         "insert_files_extra_literal_share_max": report["insert_files_extra_literal_share_max"],
         "kill_trials": report["kill_trials"]["trials"],

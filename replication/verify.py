@@ -63,7 +63,7 @@ def verify_replica(
     target_root: Path,
     segments: list[Segment],
     index: SignatureIndex,
-    workers: int = 4,
+    workers: int = 2,
 ) -> VerifyReport:
     """Compare every file of ``segments`` by content hash (``workers`` files at once)."""
     report = VerifyReport()
