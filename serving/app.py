@@ -46,6 +46,9 @@ def mutating_routes_enabled(settings: Settings) -> bool:
     return bool(settings.serve.api_token) or settings.serve.dev_mode
 
 
+#: Largest request body accepted (413 beyond): 5000 history points fit easily.
+MAX_BODY_BYTES = 1_000_000
+
 #: Retry interval (seconds) while no champion is loaded at all.
 FIRST_LOAD_RETRY_S = 5.0
 
@@ -102,6 +105,7 @@ def create_app(
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        max_body_size=MAX_BODY_BYTES,
     )
     app.state.settings = settings
     app.state.draining = False  # set by serving.server.DrainingServer on SIGTERM

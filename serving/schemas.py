@@ -74,6 +74,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, object]]:
         401: "missing or wrong bearer token",
         404: "unknown cluster, series, node type or run",
         409: "conflicts with an active run",
+        413: "request body larger than 1 MB",
         422: "invalid input: the body names the field and the reason",
         503: "no champion model loaded (or the registry is unreachable)",
     }

@@ -18,7 +18,7 @@ _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC
     "/forecast",
     response_model=ForecastResponse,
     summary="Forecast quantiles of known series or of an ad-hoc history",
-    responses=error_responses(404, 422, 503),
+    responses=error_responses(404, 413, 422, 503),
 )
 async def forecast(body: ForecastRequest, model: ModelDep) -> Response:
     """Forecast with the serving champion; the response names the one version used.

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1", tags=["decisions"])
     "/sizing",
     response_model=SizingResponse,
     summary="Nodes of which type each region needs over the horizon, with reasons and cost",
-    responses=error_responses(404, 422, 503),
+    responses=error_responses(404, 413, 422, 503),
 )
 async def sizing(body: SizingRequest, model: ModelDep, settings: SettingsDep) -> SizingResponse:
     """Forecast every region of the clusters and size it (runs off the event loop)."""

@@ -52,7 +52,7 @@ def _to_request(body: SyncRunRequest):  # -> replication.request.SyncRequest
     response_model=SyncRunStatus,
     dependencies=[TokenRequired],
     summary="Start a sync run in the background",
-    responses=error_responses(401, 409, 422),
+    responses=error_responses(401, 409, 413, 422),
 )
 async def start_run(body: SyncRunRequest, manager: ManagerDep, response: Response) -> SyncRunStatus:
     """Returns at once with the run id; poll ``GET /v1/sync/runs/{id}``."""

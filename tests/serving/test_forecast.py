@@ -133,3 +133,9 @@ def test_malformed_json_is_422(base: str) -> None:
         f"{base}/v1/forecast", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert response.status_code == 422
+
+
+def test_oversized_body_is_413(base: str) -> None:
+    big = {"series_ids": ["orders/us-east"], "pad": "x" * 1_200_000}
+    response = httpx.post(f"{base}/v1/forecast", json=big)
+    assert response.status_code == 413
