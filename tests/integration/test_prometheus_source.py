@@ -38,6 +38,9 @@ def test_prometheus_agrees_with_the_direct_source(
     target = postgres.parse_target(pg_pair.primary.dsn(APP_DB, cluster="orders"), settings)
     _scraped_after(prom, pd.Timestamp.now(tz="UTC"))  # quiet: Prometheus holds the current state
     before = postgres.take_sample(target)
+    # a sample is stamped with its scrape's start but read up to a scrape later: keep the
+    # burst more than one scrape interval away from the window's first sample
+    time.sleep(2.5)
     with pg_pair.primary.connect(APP_DB) as conn:
         run_events_workload(conn)  # the session's exit flushes its statistics
     time.sleep(0.3)
@@ -56,12 +59,27 @@ def test_prometheus_agrees_with_the_direct_source(
     steps = seg.groupby("segment")["ts"].diff().dropna().dt.total_seconds()
     assert (steps >= 1).all() and (steps % 1 == 0).all()  # rows on the 1 s grid
     assert (seg["ts"].dt.microsecond == 0).all()
-    totals = seg.groupby("segment")[["reads", "writes"]].sum()
     expected = direct["segment_access"].set_index("segment")[["reads", "writes"]]
+    end = seg["ts"].max()
+    with prometheus.PromClient(prometheus.parse_target(uri, settings)) as client:
+        for segment in HOT:
+            # the raw counters: Prometheus's first and last samples of the window bracket
+            # the burst (quiet before and after), so their difference is the direct increase
+            promql = f'pg_replicast_table_n_tup_upd{{segment="{segment}"}}'
+            (series,) = client.query_range("n_tup_upd", promql, start, end, 1.0)
+            values = [float(v) for _, v in series["values"]]
+            assert values[-1] - values[0] == expected.loc[segment, "writes"] > 0
+    totals = seg.groupby("segment")[["reads", "writes"]].sum()
+    steps_in_window = int((end - start).total_seconds())
     for segment in HOT:
-        # quiet before and after the burst: the increases over the window are equal
-        assert totals.loc[segment, "writes"] == expected.loc[segment, "writes"] > 0
-        assert totals.loc[segment, "reads"] == expected.loc[segment, "reads"] > 0
+        rows = seg[seg["segment"] == segment]
+        # a failed scrape (a loaded machine) leaves a gap: those increases are dropped, never
+        # invented; with every scrape present the sums equal the direct increases exactly
+        assert totals.loc[segment, "writes"] <= expected.loc[segment, "writes"]
+        assert totals.loc[segment, "reads"] <= expected.loc[segment, "reads"]
+        if len(rows) == steps_in_window:
+            assert totals.loc[segment, "writes"] == expected.loc[segment, "writes"]
+            assert totals.loc[segment, "reads"] == expected.loc[segment, "reads"]
     assert set(seg["segment"]) == set(direct["segment_access"]["segment"])
 
     nodes = frames["node_metrics"]
@@ -78,8 +96,9 @@ def test_prometheus_agrees_with_the_direct_source(
     gap_s = (after.timestamp - before.timestamp).total_seconds()
     # both count the same transactions plus the background (exporter, samplers) of the
     # longer Prometheus window: at most a few per second of extra window
-    assert prom_xacts >= direct_xacts - 10
     assert prom_xacts <= direct_xacts + 20 * max(window_s - gap_s + 2, 1)
+    if len(nodes) == steps_in_window:  # no failed scrape: nothing dropped
+        assert prom_xacts >= direct_xacts - 10
 
 
 def test_long_ranges_are_chunked_within_the_point_limit(
