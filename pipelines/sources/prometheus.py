@@ -339,7 +339,17 @@ def _inputs(
     sel = "{" + target.selector + "}" if target.selector else ""
     for name, (kind, promql) in target.mapping[dataset].items():
         query = promql.replace("{sel}", sel)
-        frame = _frame(client.query_range(name, query, start, end, step_s), labels, grid, kind)
+        series = client.query_range(name, query, start, end, step_s)
+        if not series:
+            logger.warning(
+                "%s: input %r of %s matched no series, so no %s rows; does the exporter run "
+                "with --extend.query-path=pipelines/sources/exporter_queries.yaml (current)?",
+                target.display,
+                name,
+                dataset,
+                dataset,
+            )
+        frame = _frame(series, labels, grid, kind)
         frame = frame.rename(columns={"value": name})
         merged = frame if merged is None else merged.merge(frame, on=[*labels, "ts"], how="outer")
     assert merged is not None
