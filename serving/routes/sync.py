@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 
@@ -22,7 +22,8 @@ async def _manager(request: Request) -> SyncRunManager:
 ManagerDep = Annotated[SyncRunManager, Depends(_manager)]
 
 
-def _to_request(body: SyncRunRequest):  # -> replication.request.SyncRequest
+def _to_request(body: SyncRunRequest) -> Any:
+    """The executor's ``replication.request.SyncRequest`` for ``body`` (imported lazily)."""
     from pathlib import Path as FsPath
 
     from replication.request import SyncRequest
