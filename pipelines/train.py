@@ -179,8 +179,12 @@ def _fit_target(job: _TargetJob, notify: Callable[[str], None]) -> _TargetOutcom
     return _TargetOutcome(job.target, result, choice, forecaster)
 
 
-def _fit_target_in_worker(job: _TargetJob, queue: Any) -> _TargetOutcome:
-    return _fit_target(job, queue.put)
+#: the progress queue of a spawned worker (set by ``_init_worker``)
+_worker_queue: Any = None
+
+
+def _fit_target_in_worker(job: _TargetJob) -> _TargetOutcome:
+    return _fit_target(job, _worker_queue.put)
 
 
 def _workers(requested: int | None, jobs: int) -> int:
@@ -199,14 +203,11 @@ def _run_jobs(
         return
     context = multiprocessing.get_context("spawn")  # no fork after OpenMP/threads started
     levels = {name: logging.getLogger(name).getEffectiveLevel() for name in _WORKER_LOGGERS}
-    with (
-        context.Manager() as manager,
-        ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_worker, initargs=(levels,)
-        ) as pool,
-    ):
-        queue = manager.Queue()
-        futures = [pool.submit(_fit_target_in_worker, job, queue) for job in jobs]
+    queue = context.Queue()  # handed to the workers at start (no manager process)
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(levels, queue)
+    ) as pool:
+        futures = [pool.submit(_fit_target_in_worker, job) for job in jobs]
         pending = set(futures)
         while pending:
             _drain(queue, tick)
@@ -222,8 +223,10 @@ def _run_jobs(
 _WORKER_LOGGERS = ("", "cmdstanpy", "prophet", "prophet.plot", "lightgbm", "statsforecast")
 
 
-def _init_worker(levels: dict[str, int]) -> None:
-    """A spawned worker logs like its parent: same levels, to stderr."""
+def _init_worker(levels: dict[str, int], queue: Any) -> None:
+    """A spawned worker logs like its parent (same levels, to stderr) and reports to ``queue``."""
+    global _worker_queue
+    _worker_queue = queue
     logging.basicConfig(level=levels.get("", logging.WARNING))
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
