@@ -42,7 +42,7 @@ def backtest_series(
         None,
         "--candidates",
         help="models the champion is chosen from (repeatable; default: the models run, "
-        "except prophet, which is slow and was last on every measured set)",
+        "except the slow prophet)",
     ),
     inner_folds: int = typer.Option(
         1, "--inner-folds", min=1, help="training-part windows used to choose the champion"
@@ -62,8 +62,10 @@ def backtest_series(
     finer than hourly are resampled to hourly means, intervals without samples
     stay missing (gaps are scored around, not filled). MASE is scaled by each
     training part's in-sample seasonal-naive error (season = one day). The
-    `champion` entry is the model replicast picks per series from the training
-    part only (inner validation), scored on the test window.
+    `champion` entry is the model replicast picks from each fold's training part
+    only (inner validation on its last window(s); by default one pick per fold for
+    the whole run, as `replicast train` picks one per target), scored on the test
+    window.
     """
     settings = get_settings()
     names = list(models or settings.forecast.models)
