@@ -47,8 +47,14 @@ class AtomicWriter:
             view = view[done:]
             self.written += done
 
-    def commit(self, *, mode: int, atime_ns: int, mtime_ns: int) -> os.stat_result:
+    def commit(
+        self, *, mode: int, atime_ns: int, mtime_ns: int, sync_dir: bool = True
+    ) -> os.stat_result:
         """fsync, set mode and times, rename over the target, fsync the directory.
+
+        Args:
+            sync_dir: fsync the directory now; False when the caller fsyncs it once for
+                several renames (and only then records them as finished).
 
         Returns:
             The stat of the new target (its inode is the temp file's).
@@ -62,9 +68,11 @@ class AtomicWriter:
         os.utime(self.tmp, ns=(atime_ns, mtime_ns))
         crash_point("before_rename")
         os.replace(self.tmp, self.target)
-        crash_point("before_dir_fsync")
-        fsync_dir(self.target.parent)
-        return os.stat(self.target)  # after the rename: it changes ctime
+        st = os.stat(self.target)  # after the rename: it changes ctime
+        if sync_dir:
+            crash_point("before_dir_fsync")
+            fsync_dir(self.target.parent)
+        return st
 
     def abort(self) -> None:
         if self._fd is not None:

@@ -164,12 +164,16 @@ class DeltaTransport:
             "nothing was shipped torn; run the sync again when the writer is idle"
         )
 
-    def commit(self, prepared: Prepared) -> FileOutcome:
-        """fsync, rename in, fsync the directory, and index the new target's signature."""
+    def commit(self, prepared: Prepared, sync_dir: bool = True) -> FileOutcome:
+        """fsync, rename in, fsync the directory (unless the caller batches that), and
+        index the new target's signature."""
         out, st0 = prepared.outcome, prepared.source_stat
         try:
             out.dst_stat = prepared.writer.commit(
-                mode=st0.st_mode, atime_ns=st0.st_atime_ns, mtime_ns=st0.st_mtime_ns
+                mode=st0.st_mode,
+                atime_ns=st0.st_atime_ns,
+                mtime_ns=st0.st_mtime_ns,
+                sync_dir=sync_dir,
             )
         except BaseException:
             prepared.abort()

@@ -23,7 +23,7 @@ from queue import Queue
 
 from forecasting.errors import ConfigError, PathEscapeError, ReplicastError
 from forecasting.settings import Settings, get_settings
-from replication.atomic import clean_stale_temps, is_temp
+from replication.atomic import clean_stale_temps, fsync_dir, is_temp
 from replication.catalog import FileEntry, Segment, build_catalog, quick_equal
 from replication.crashpoints import crash_point
 from replication.delta import LinkCodec, zstd_level_for
@@ -336,30 +336,46 @@ class _DeltaRun:
         """Renames prepared files in, in order, while the workers prepare the next ones.
 
         fsync waits here, not in the workers, so disk flushes overlap with reading,
-        matching and sending.
+        matching and sending. Directory fsyncs are batched: renamed files are recorded
+        as finished (journal, counters) only after their directory was fsynced, once per
+        directory for all the files renamed since the queue was last empty.
         """
-        while (item := self._commits.get()) is not None:
+        renamed: list[tuple[_Task, FileOutcome]] = []
+        while True:
+            item = self._commits.get()
+            if item is None:
+                self._flush(renamed)
+                return
             task, prepared = item
-            seg, entry = task.seg, task.entry
             try:
-                outcome = self.transport.commit(prepared)
-                crash_point("before_journal")
-                self.journal.record(
-                    FileRecord(
-                        path=entry.rel,
-                        run_id=self.result.run_id,
-                        src_size=entry.size,
-                        src_mtime_ns=entry.mtime_ns,
-                        dst_size=outcome.dst_stat.st_size,
-                        dst_mtime_ns=outcome.dst_stat.st_mtime_ns,
-                        dst_ino=outcome.dst_stat.st_ino,
-                        hash=outcome.hash,
-                    )
-                )
+                renamed.append((task, self.transport.commit(prepared, sync_dir=False)))
             except (ReplicastError, OSError) as exc:
-                self._failed_file(seg, entry.rel, exc)
-                continue
-            self._done(seg, outcome)
+                self._failed_file(task.seg, task.entry.rel, exc)
+            if self._commits.empty() or len(renamed) >= 64:
+                self._flush(renamed)
+
+    def _flush(self, renamed: list[tuple[_Task, FileOutcome]]) -> None:
+        dirs = {(self.target_root / task.entry.rel).parent for task, _ in renamed}
+        for directory in sorted(dirs):
+            crash_point("before_dir_fsync")
+            fsync_dir(directory)
+        for task, outcome in renamed:
+            entry = task.entry
+            crash_point("before_journal")
+            self.journal.record(
+                FileRecord(
+                    path=entry.rel,
+                    run_id=self.result.run_id,
+                    src_size=entry.size,
+                    src_mtime_ns=entry.mtime_ns,
+                    dst_size=outcome.dst_stat.st_size,
+                    dst_mtime_ns=outcome.dst_stat.st_mtime_ns,
+                    dst_ino=outcome.dst_stat.st_ino,
+                    hash=outcome.hash,
+                )
+            )
+            self._done(task.seg, outcome)
+        renamed.clear()
 
     def _done(self, seg: SegmentResult, outcome: FileOutcome | None) -> None:
         with self._lock:
