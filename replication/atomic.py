@@ -36,6 +36,7 @@ class AtomicWriter:
         self.target = target
         self.tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}")
         self.written = 0
+        self.synced = False
         self._fd: int | None = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 
     def write(self, data: bytes | memoryview) -> None:
@@ -47,17 +48,11 @@ class AtomicWriter:
             view = view[done:]
             self.written += done
 
-    def commit(
-        self, *, mode: int, atime_ns: int, mtime_ns: int, sync_dir: bool = True
-    ) -> os.stat_result:
-        """fsync, set mode and times, rename over the target, fsync the directory.
+    def sync(self, *, mode: int, atime_ns: int, mtime_ns: int) -> None:
+        """fsync and close the temp file, set its mode and times (not visible yet).
 
-        Args:
-            sync_dir: fsync the directory now; False when the caller fsyncs it once for
-                several renames (and only then records them as finished).
-
-        Returns:
-            The stat of the new target (its inode is the temp file's).
+        Called by the thread that wrote it, so fsyncs of several files overlap (fsync
+        releases the GIL); :meth:`commit` then only renames.
         """
         assert self._fd is not None
         crash_point("before_fsync")
@@ -66,6 +61,23 @@ class AtomicWriter:
         self._fd = None
         os.chmod(self.tmp, mode & 0o7777)
         os.utime(self.tmp, ns=(atime_ns, mtime_ns))
+        self.synced = True
+
+    def commit(
+        self, *, mode: int, atime_ns: int, mtime_ns: int, sync_dir: bool = True
+    ) -> os.stat_result:
+        """fsync (unless :meth:`sync` did), set mode and times, rename over the target,
+        fsync the directory.
+
+        Args:
+            sync_dir: fsync the directory now; False when the caller fsyncs it once for
+                several renames (and only then records them as finished).
+
+        Returns:
+            The stat of the new target (its inode is the temp file's).
+        """
+        if not self.synced:
+            self.sync(mode=mode, atime_ns=atime_ns, mtime_ns=mtime_ns)
         crash_point("before_rename")
         os.replace(self.tmp, self.target)
         st = os.stat(self.target)  # after the rename: it changes ctime

@@ -124,7 +124,7 @@ class DeltaTransport:
         return self.commit(self.prepare(entry, ctx))
 
     def prepare(self, entry: FileEntry, ctx: LinkContext) -> Prepared:
-        """Build and verify the new version in a temp file beside the target.
+        """Build, verify and fsync the new version in a temp file beside the target.
 
         The target is untouched until :meth:`commit` (or :meth:`Prepared.abort`).
 
@@ -142,6 +142,7 @@ class DeltaTransport:
             try:
                 prepared = self._once(entry.rel, src, dst, ctx, whole)
                 prepared.outcome.retries = retries
+                self._sync(prepared)
                 return prepared
             except _HashMismatch:
                 retries += 1
@@ -163,6 +164,18 @@ class DeltaTransport:
             f"source file {entry.rel!r} changed during each of {MAX_TRIES} copies; "
             "nothing was shipped torn; run the sync again when the writer is idle"
         )
+
+    @staticmethod
+    def _sync(prepared: Prepared) -> None:
+        """fsync the temp file in the preparing thread (fsyncs of concurrent files overlap)."""
+        st0 = prepared.source_stat
+        try:
+            prepared.writer.sync(
+                mode=st0.st_mode, atime_ns=st0.st_atime_ns, mtime_ns=st0.st_mtime_ns
+            )
+        except BaseException:
+            prepared.abort()
+            raise
 
     def commit(self, prepared: Prepared, sync_dir: bool = True) -> FileOutcome:
         """fsync, rename in, fsync the directory (unless the caller batches that), and

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from queue import Queue
+from queue import Empty, Queue
 
 from forecasting.errors import ConfigError, PathEscapeError, ReplicastError
 from forecasting.settings import Settings, get_settings
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: Above this link rate a local copy is faster whole than by delta (reading beats sending).
 WHOLE_FILE_ABOVE = 1e9
+#: Longest a renamed file waits for its directory fsync (and its journal record).
+FLUSH_EVERY_S = 0.005
 
 
 def state_dir_for(settings: Settings, endpoint: Endpoint) -> Path:
@@ -335,23 +337,32 @@ class _DeltaRun:
     def _committer(self) -> None:
         """Renames prepared files in, in order, while the workers prepare the next ones.
 
-        fsync waits here, not in the workers, so disk flushes overlap with reading,
-        matching and sending. Directory fsyncs are batched: renamed files are recorded
-        as finished (journal, counters) only after their directory was fsynced, once per
-        directory for all the files renamed since the queue was last empty.
+        The workers fsync their temp files (in parallel); here each file is renamed in.
+        Directory fsyncs are batched: renamed files are recorded as finished (journal,
+        counters, segment completion) only after their directory was fsynced, once per
+        directory for all the files renamed in the last :data:`FLUSH_EVERY_S` (or 64
+        files), so a segment's completion is never held back longer than that.
         """
         renamed: list[tuple[_Task, FileOutcome]] = []
+        deadline = 0.0
         while True:
-            item = self._commits.get()
+            try:
+                wait = max(0.0, deadline - time.monotonic()) if renamed else None
+                item = self._commits.get(timeout=wait)
+            except Empty:
+                self._flush(renamed)
+                continue
             if item is None:
                 self._flush(renamed)
                 return
             task, prepared = item
             try:
+                if not renamed:
+                    deadline = time.monotonic() + FLUSH_EVERY_S
                 renamed.append((task, self.transport.commit(prepared, sync_dir=False)))
             except (ReplicastError, OSError) as exc:
                 self._failed_file(task.seg, task.entry.rel, exc)
-            if self._commits.empty() or len(renamed) >= 64:
+            if len(renamed) >= 64 or (renamed and time.monotonic() >= deadline):
                 self._flush(renamed)
 
     def _flush(self, renamed: list[tuple[_Task, FileOutcome]]) -> None:
@@ -359,23 +370,28 @@ class _DeltaRun:
         for directory in sorted(dirs):
             crash_point("before_dir_fsync")
             fsync_dir(directory)
+        with self.journal.batch():
+            for task, outcome in renamed:
+                crash_point("before_journal")
+                self._record(task, outcome)
         for task, outcome in renamed:
-            entry = task.entry
-            crash_point("before_journal")
-            self.journal.record(
-                FileRecord(
-                    path=entry.rel,
-                    run_id=self.result.run_id,
-                    src_size=entry.size,
-                    src_mtime_ns=entry.mtime_ns,
-                    dst_size=outcome.dst_stat.st_size,
-                    dst_mtime_ns=outcome.dst_stat.st_mtime_ns,
-                    dst_ino=outcome.dst_stat.st_ino,
-                    hash=outcome.hash,
-                )
-            )
             self._done(task.seg, outcome)
         renamed.clear()
+
+    def _record(self, task: _Task, outcome: FileOutcome) -> None:
+        entry = task.entry
+        self.journal.record(
+            FileRecord(
+                path=entry.rel,
+                run_id=self.result.run_id,
+                src_size=entry.size,
+                src_mtime_ns=entry.mtime_ns,
+                dst_size=outcome.dst_stat.st_size,
+                dst_mtime_ns=outcome.dst_stat.st_mtime_ns,
+                dst_ino=outcome.dst_stat.st_ino,
+                hash=outcome.hash,
+            )
+        )
 
     def _done(self, seg: SegmentResult, outcome: FileOutcome | None) -> None:
         with self._lock:

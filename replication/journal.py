@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +55,20 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the records made inside into one transaction (one WAL commit)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            with self._lock:
+                self._db.execute("ROLLBACK")
+            raise
+        with self._lock:
+            self._db.execute("COMMIT")
 
     def start_run(self, run_id: str, *, source: str, target: str, transport: str) -> None:
         with self._lock:
