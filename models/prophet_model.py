@@ -9,6 +9,7 @@ every level exists and none cross. cmdstanpy's chatter is silenced.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Self
@@ -25,20 +26,26 @@ logger = logging.getLogger(__name__)
 def _quiet() -> None:
     # cmdstanpy re-arms its own INFO handler whenever its logger has no handler at all,
     # so give it a null one instead of only raising the level.
-    for name in ("cmdstanpy", "prophet", "prophet.plot"):
+    # prophet.plot logs "Importing plotly failed" at ERROR on import: call this first.
+    for name, level in (
+        ("cmdstanpy", logging.ERROR),
+        ("prophet", logging.ERROR),
+        ("prophet.plot", logging.CRITICAL),
+    ):
         log = logging.getLogger(name)
         if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
             log.addHandler(logging.NullHandler())
-        log.setLevel(logging.ERROR)
+        log.setLevel(level)
         log.propagate = False
 
 
 def _fit_one(ds: np.ndarray, y: np.ndarray, max_residuals: int) -> tuple[str, np.ndarray]:
     """Fit one series; returns the model as JSON and its in-sample residuals."""
+    _quiet()
     from prophet import Prophet
     from prophet.serialize import model_to_json
 
-    _quiet()  # after the imports: cmdstanpy sets its own level when imported
+    _quiet()  # again after the imports: cmdstanpy sets its own level when imported
 
     frame = pd.DataFrame({"ds": pd.to_datetime(ds), "y": y}).dropna()
     model = Prophet(
@@ -74,7 +81,10 @@ class ProphetForecaster:
         series = [s for s in split_series(history, self.freq) if np.isfinite(s.y).sum() >= 2]
         # Prophet wants naive timestamps; the index is UTC, so drop the zone.
         args = [(s.ts.tz_localize(None).to_numpy(), s.y) for s in series]
-        if self.n_jobs > 1 and len(series) > 1:
+        # Never nest pools: inside a worker process (e.g. train's per-target workers)
+        # the cores are already busy, and each new process pays Prophet's import again.
+        nested = multiprocessing.parent_process() is not None
+        if self.n_jobs > 1 and len(series) > 1 and not nested:
             with ProcessPoolExecutor(max_workers=min(self.n_jobs, len(series))) as pool:
                 results = list(
                     pool.map(

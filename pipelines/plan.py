@@ -42,10 +42,12 @@ from forecasting.sizing_policies import (
 )
 from pipelines import load_series
 from pipelines.hot_segments import (
+    HotSegmentsSummary,
     PriorityEvaluation,
     backtest_hot_segments,
     log_evaluation,
     prepare,
+    train_hot_segments,
 )
 
 log = logging.getLogger(__name__)
@@ -321,3 +323,34 @@ def evaluate_decisions(
         plt.close(fig)
         mlflow.log_dict(out, "decisions/evaluation.json")
     return out
+
+
+# ---------------------------------------------------------------- the daily decisions job
+
+
+@dataclass
+class DecisionsReport:
+    """What :func:`run_decisions` trained, evaluated and wrote."""
+
+    hot_segments: HotSegmentsSummary
+    evaluation: dict
+    plan: PlanResult
+    run_id: str
+
+
+def run_decisions(settings: Settings, *, lake: Lake) -> DecisionsReport:
+    """Train the hot-segment model, evaluate both decisions and write today's plan.
+
+    One MLflow run (``job=decisions``) holds the hot-segment backtest, its registration
+    through the champion gate, the sizing and priority evaluations and their plots.
+    Then ``segment_scores``, ``sizing_plans`` and ``priority_queue`` are written to the
+    lake, from the newest load forecasts and segment scores.
+    """
+    from models.mlflow_registry import configure
+
+    configure(settings)
+    with mlflow.start_run(run_name="decisions") as run:
+        mlflow.set_tag("job", "decisions")
+        summary = train_hot_segments(settings, lake=lake)
+        evaluation = evaluate_decisions(settings, lake=lake, priority=summary.evaluation)
+    return DecisionsReport(summary, evaluation, run_plan(settings, lake=lake), run.info.run_id)

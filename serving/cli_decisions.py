@@ -89,6 +89,48 @@ def priority_table(metrics: dict[str, dict[str, float]], title: str) -> Table:
     return table
 
 
+def plan_tables(result: Any, rows: int = 12) -> list[Table]:
+    """The first step of the sizing plan and the head of the priority queue, as tables."""
+    plan_rows = result.sizing_plans
+    first = plan_rows[plan_rows["step"] == plan_rows["step"].min()]
+    table = Table(
+        title=f"sizing plan, first step ({result.sizing_source}); {len(plan_rows)} rows",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    for col in ("cluster", "region", "node_type", "nodes", "cost/h", "link", "reason"):
+        table.add_column(col, overflow="fold")
+    for row in first.head(rows).itertuples():
+        table.add_row(
+            row.cluster,
+            row.region,
+            row.node_type,
+            str(row.nodes),
+            f"{row.cost_per_hour:.2f}",
+            "SATURATED" if row.link_saturated else "ok",
+            row.reason,
+        )
+    queue = result.priority_queue
+    qtable = Table(
+        title=f"priority queue (top {rows} of {len(queue)})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    for col in ("cluster", "replica", "rank", "segment", "reads/s", "cost s", "waited s"):
+        qtable.add_column(col)
+    for row in queue.sort_values(["rank", "cluster", "replica"]).head(rows).itertuples():
+        qtable.add_row(
+            row.cluster,
+            row.replica,
+            str(row.rank),
+            row.segment,
+            _fmt(row.weight, 2),
+            f"{row.cost_s:.3g}",
+            _fmt(row.waited_s, 0),
+        )
+    return [table, qtable]
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
 
@@ -119,45 +161,8 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         lake = Lake(settings.lake_dir)
         result = run_plan(settings, lake=lake)
-        plan_rows = result.sizing_plans
-        first = plan_rows[plan_rows["step"] == plan_rows["step"].min()]
-        table = Table(
-            title=f"sizing plan, first step ({result.sizing_source}); {len(plan_rows)} rows",
-            title_justify="left",
-            box=box.SIMPLE_HEAD,
-        )
-        for col in ("cluster", "region", "node_type", "nodes", "cost/h", "link", "reason"):
-            table.add_column(col, overflow="fold")
-        for row in first.head(rows).itertuples():
-            table.add_row(
-                row.cluster,
-                row.region,
-                row.node_type,
-                str(row.nodes),
-                f"{row.cost_per_hour:.2f}",
-                "SATURATED" if row.link_saturated else "ok",
-                row.reason,
-            )
-        console.print(table)
-        queue = result.priority_queue
-        qtable = Table(
-            title=f"priority queue (top {rows} of {len(queue)})",
-            title_justify="left",
-            box=box.SIMPLE_HEAD,
-        )
-        for col in ("cluster", "replica", "rank", "segment", "reads/s", "cost s", "waited s"):
-            qtable.add_column(col)
-        for row in queue.sort_values(["rank", "cluster", "replica"]).head(rows).itertuples():
-            qtable.add_row(
-                row.cluster,
-                row.replica,
-                str(row.rank),
-                row.segment,
-                _fmt(row.weight, 2),
-                f"{row.cost_s:.3g}",
-                _fmt(row.waited_s, 0),
-            )
-        console.print(qtable)
+        for table in plan_tables(result, rows):
+            console.print(table)
         if json_out is not None:
             with console.status("running the decision backtests"):
                 evaluation = evaluate_decisions(settings, lake=lake)

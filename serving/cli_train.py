@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -138,6 +139,23 @@ def _run_forecast(settings: Settings, lake: Lake, console: Console) -> Any:
     return report
 
 
+def _run_decisions(settings: Settings, lake: Lake, console: Console) -> None:
+    from pipelines.plan import run_decisions
+    from serving.cli_decisions import plan_tables, priority_table, sizing_table
+
+    with console.status("hot-segment model, decision backtests, today's plan ..."):
+        report = run_decisions(settings, lake=lake)
+    hot = report.hot_segments
+    console.print(
+        f"registered [bold]replicast-hot-segments v{hot.version}[/] as [bold]{hot.alias}[/] "
+        f"(1 - captured = {_fmt(hot.score)}); {hot.scores_written} segment scores written"
+    )
+    console.print(priority_table(report.evaluation["priority"], "priority: stale-read exposure"))
+    console.print(sizing_table(report.evaluation["sizing"], "sizing replay (qps_total)"))
+    for table in plan_tables(report.plan, rows=9):
+        console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
 
@@ -152,6 +170,13 @@ def register(app: typer.Typer) -> None:
         ),
         models: list[str] = typer.Option(None, "--models", "-m", help=MODELS_HELP),
         folds: int = typer.Option(None, "--folds", "-k", min=1, help=FOLDS_HELP),
+        decisions: bool = typer.Option(
+            True,
+            "--decisions/--no-decisions",
+            help="With --ingest-sample: also train the hot-segment model, evaluate the "
+            "priority and sizing decisions against the simple rules (logged to MLflow) and "
+            "write today's sizing plan and priority queues.",
+        ),
     ) -> None:
         """Backtest the load models, pick a champion per target and register it in MLflow.
 
@@ -165,6 +190,7 @@ def register(app: typer.Typer) -> None:
         """
         from pipelines.train import train as run_train
 
+        started = time.perf_counter()
         _quiet_libraries()
         settings = get_settings()
         console = Console()
@@ -204,7 +230,9 @@ def register(app: typer.Typer) -> None:
         )
         if ingest_sample:
             _run_forecast(settings, lake, console)
-        console.print(f"done in {report.seconds:.0f} s (training).")
+            if decisions:
+                _run_decisions(settings, lake, console)
+        console.print(f"done in {time.perf_counter() - started:.0f} s.")
 
     @app.command("forecast")
     @handle_errors
