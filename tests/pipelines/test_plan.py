@@ -95,3 +95,25 @@ def test_plan_refuses_unknown_clusters_and_empty_lakes(settings: Settings, lake:
     lake.write("segment_access", fleet.segment_access)
     with pytest.raises(UnknownKeyError, match="ghost"):
         run_plan(settings, lake=lake)
+
+
+@pytest.mark.slow
+def test_run_decisions_registers_evaluates_and_plans(settings: Settings, lake: Lake) -> None:
+    import mlflow
+
+    from models.mlflow_registry import HOT_SEGMENTS_MODEL, load_champion
+    from pipelines.plan import run_decisions
+
+    _ingest(settings, lake, days=14)
+    report = run_decisions(settings, lake=lake)
+    assert set(report.evaluation) == {"priority", "sizing"}
+    assert {"alphabetical", "oracle", "model"} <= set(report.evaluation["priority"])
+    assert {"static", "vpa", "replicast", "oracle"} <= set(report.evaluation["sizing"])
+    oracle = report.evaluation["priority"]["oracle"]["exposure"]
+    assert all(p["exposure"] >= oracle - 1e-9 for p in report.evaluation["priority"].values())
+    champion = load_champion(HOT_SEGMENTS_MODEL, settings=settings)
+    assert champion.version == report.hot_segments.version
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(report.run_id, "decisions")}
+    assert {"decisions/sizing_capacity.png", "decisions/evaluation.json"} <= artifacts
+    assert len(lake.read("segment_scores")) == report.hot_segments.scores_written > 0
+    assert len(lake.read("sizing_plans")) == len(report.plan.sizing_plans)
