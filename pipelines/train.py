@@ -18,6 +18,7 @@ import logging
 import math
 import multiprocessing
 import os
+import reprlib
 import tempfile
 import time
 import uuid
@@ -302,6 +303,20 @@ def train(
     return report
 
 
+def _check_history_length(frames: dict[str, pd.DataFrame], *, needed: int, freq: str) -> None:
+    """Fail before any backtest when a series is too short to backtest and register."""
+    for target, frame in frames.items():
+        counts = frame.dropna(subset=[Y]).groupby(SERIES).size()
+        short = counts[counts < needed]
+        if not short.empty:
+            raise DataValidationError(
+                f"{target}: series {reprlib.repr(list(short.index))} have only "
+                f"{int(short.min())} observed values at {freq}; training needs at least "
+                f"{needed} per series (two days, and folds + 2 horizons). Collect longer "
+                "history or lower --folds / forecast.horizon."
+            )
+
+
 def _train(
     settings: Settings,
     lake: Lake,
@@ -323,6 +338,9 @@ def _train(
         catalog.factory(name, config)  # unknown names fail now, not in a worker
 
     frames = load_series.read_series(lake, targets, config.freq)
+    _check_history_length(
+        frames, needed=max(2 * day, (folds + 2) * config.horizon), freq=config.freq
+    )
     total = len(targets) * (len(model_names) * folds + 1) + 1
     done = 0
 

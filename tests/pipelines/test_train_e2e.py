@@ -85,3 +85,18 @@ def test_simulate_ingest_train_forecast_and_load_champion(
     out = model.predict(history[["series_id", "ts", "y"]], params={"target": "qps_total"})
     assert len(out) == n_series * 24
     assert set(out["series_id"]) == set(history["series_id"])
+
+
+def test_too_short_history_fails_before_any_backtest(settings: Settings, lake: Lake) -> None:
+    fleet = scale_fleet(settings.fleet, 1)
+    sim = simulate_fleet(fleet, start="2026-04-01", days=1, seed=7, nodes_per_region=1)
+    lake.write("node_metrics", sim.node_metrics)
+    result = CliRunner().invoke(app, ["train", "--models", "seasonal_naive_day"])
+    assert result.exit_code != 0
+    message = " ".join(result.output.split())
+    assert "training needs at least" in message
+    assert "Traceback" not in result.output
+    assert (
+        not (settings.data_dir / "mlflow.db").exists()
+        or not MlflowClient(settings.tracking_uri).search_registered_models()
+    )
