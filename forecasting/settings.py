@@ -143,6 +143,12 @@ class ForecastConfig(BaseModel):
     horizon: int = Field(default=24, gt=0, description="steps ahead, at `freq`")
     quantiles: list[float] = Field(default_factory=lambda: [0.05, 0.5, 0.9, 0.95, 0.99])
     folds: int = Field(default=3, ge=1, description="rolling-origin backtest folds")
+    min_history: int | None = Field(
+        default=None,
+        ge=1,
+        description="fewest observed values per series to train and forecast from "
+        "(default: two daily seasons at `freq`); lower it to try minutes of collected data",
+    )
     models: list[ModelName] = Field(
         default_factory=lambda: [
             "lightgbm",

@@ -312,8 +312,9 @@ def _check_history_length(frames: dict[str, pd.DataFrame], *, needed: int, freq:
             raise DataValidationError(
                 f"{target}: series {reprlib.repr(list(short.index))} have only "
                 f"{int(short.min())} observed values at {freq}; training needs at least "
-                f"{needed} per series (two days, and folds + 2 horizons). Collect longer "
-                "history or lower --folds / forecast.horizon."
+                f"{needed} per series (forecast.min_history, default two days, and "
+                "folds + 2 horizons). Collect longer history, or lower --folds, "
+                "forecast.horizon or forecast.min_history."
             )
 
 
@@ -338,8 +339,9 @@ def _train(
         catalog.factory(name, config)  # unknown names fail now, not in a worker
 
     frames = load_series.read_series(lake, targets, config.freq)
+    min_history = config.min_history or 2 * day
     _check_history_length(
-        frames, needed=max(2 * day, (folds + 2) * config.horizon), freq=config.freq
+        frames, needed=max(min_history, (folds + 2) * config.horizon), freq=config.freq
     )
     total = len(targets) * (len(model_names) * folds + 1) + 1
     done = 0
@@ -374,7 +376,7 @@ def _train(
         horizon=config.horizon,
         quantiles=config.quantiles,
         freq=config.freq,
-        min_history=2 * day,
+        min_history=min_history,
     )
     example = _input_example(frames, steps=season_length(config.freq, "week") + 2 * day)
     reports: dict[str, TargetReport] = {}
