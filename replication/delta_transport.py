@@ -221,7 +221,8 @@ class DeltaTransport:
         self, rel: str, src: Path, writer: AtomicWriter, ctx: LinkContext
     ) -> tuple[FileOutcome, Signature]:
         out = FileOutcome(rel, "whole")
-        builder = SignatureBuilder(os.path.getsize(src))
+        # block sums only matter to a later delta: none on links where delta is off
+        builder = SignatureBuilder(os.path.getsize(src), blocks=not ctx.whole_file)
         received = file_hasher()
         with open(src, "rb") as fh:
             while chunk := fh.read(_CHUNK):

@@ -45,6 +45,11 @@ class Signature:
     file_hash: str  # xxh3-128 hex of the whole file
 
     @property
+    def has_blocks(self) -> bool:
+        """False for a hash-only signature (whole-file copies on fast links build no blocks)."""
+        return self.block_size > 0
+
+    @property
     def blocks(self) -> int:
         return len(self.strong)
 
@@ -60,8 +65,9 @@ class Signature:
 class SignatureBuilder:
     """Builds a :class:`Signature` from consecutive chunks of a file (any chunk sizes)."""
 
-    def __init__(self, size_hint: int, block_size: int | None = None) -> None:
-        self.block_size = block_size or block_size_for(size_hint)
+    def __init__(self, size_hint: int, block_size: int | None = None, blocks: bool = True) -> None:
+        """Args: ``blocks=False`` builds a hash-only signature (no per-block sums)."""
+        self.block_size = (block_size or block_size_for(size_hint)) if blocks else 0
         self._pending = b""
         self._weak: list[np.ndarray] = []
         self._strong: list[int] = []
@@ -71,6 +77,8 @@ class SignatureBuilder:
     def update(self, chunk: bytes | memoryview) -> None:
         self._hash.update(chunk)
         self._size += len(chunk)
+        if not self.block_size:
+            return
         data = self._pending + bytes(chunk) if self._pending else chunk
         full = (len(data) // self.block_size) * self.block_size
         if full:
@@ -141,14 +149,15 @@ class SignatureIndex:
             self._db.close()
 
     def get(self, rel: str, st: os.stat_result) -> Signature | None:
-        """The stored signature of ``rel`` if the file is still the version it was taken from."""
+        """The stored block signature of ``rel`` if the file is still the version it was
+        taken from (None also for a hash-only entry: the caller builds the blocks)."""
         with self._lock:
             row = self._db.execute(
                 "SELECT size, mtime_ns, ino, ctime_ns, block_size, weak, strong, file_hash FROM sig"
                 " WHERE path = ?",
                 (rel,),
             ).fetchone()
-        if row is None or tuple(row[:4]) != stat_key(st):
+        if row is None or tuple(row[:4]) != stat_key(st) or not row[4]:
             return None
         return Signature(
             size=row[0],

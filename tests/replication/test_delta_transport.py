@@ -116,3 +116,25 @@ def test_target_symlink_escape_is_refused(roots, tmp_path: Path) -> None:
     with pytest.raises(PathEscapeError):
         _sync(src, dst, index, "seg/f")
     assert not (elsewhere / "f").exists()
+
+
+def test_whole_file_copies_store_block_sums_only_where_delta_is_on(roots) -> None:
+    src, dst, index = roots
+    rng = random.Random(5)
+    for rel in ("fast.db", "slow.db"):
+        (src / rel).write_bytes(rng.randbytes(300_000))
+    fast = _sync(src, dst, index, "fast.db", whole_file=True)
+    slow = _sync(src, dst, index, "slow.db", whole_file=False)  # no basis yet: whole
+    assert fast.method == slow.method == "whole"
+    # fast link: only the whole-file hash (verify needs it), no block sums
+    assert index.file_hash("fast.db", os.stat(dst / "fast.db")) == hash_file(src / "fast.db")[0]
+    assert index.get("fast.db", os.stat(dst / "fast.db")) is None
+    assert index.get("slow.db", os.stat(dst / "slow.db")).blocks > 0
+    # a later delta builds the blocks from the target itself and still sends little
+    new = _mutations((src / "fast.db").read_bytes())["rewrite"]
+    (src / "fast.db").write_bytes(new)
+    os.utime(src / "fast.db", ns=(1_000_000_000, 2_000_000_000))
+    out = _sync(src, dst, index, "fast.db", whole_file=False)
+    assert out.method == "delta" and (dst / "fast.db").read_bytes() == new
+    assert out.bytes_sent < len(new) // 4
+    assert index.get("fast.db", os.stat(dst / "fast.db")).blocks > 0
