@@ -21,10 +21,11 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import zstandard
 
-from replication.checksum import WeakIndex, strong, weak_rolling
-from replication.signatures import Signature
+from replication.checksum import WeakIndex, strong, weak_blocks, weak_rolling
+from replication.signatures import Signature, block_size_for, signature_of_bytes
 
 _FIRST_WINDOW_BLOCKS = 8
 _REWRITE_SPAN = 32 << 10  # rewritten pages up to this size are skipped by probing
@@ -262,3 +263,56 @@ def apply_ops(ops: list[Op], basis: bytes | memoryview, sig: Signature) -> bytes
         else:
             out += op.data
     return bytes(out)
+
+
+def rebuilt_signature(ops: list[Op], basis: Signature, data: bytes, file_hash: str) -> Signature:
+    """Signature of ``data``, the file ``ops`` rebuild from the file ``basis`` describes.
+
+    Equal to :func:`~replication.signatures.signature_of_bytes` of ``data``, computed
+    cheaply: a full block of the new file that a copy took whole from a full block of the
+    old one (same block grid: in-place page rewrites, appends) keeps that block's sums;
+    only the others are summed again. Falls back to a full pass when the block size
+    changes with the new file size.
+
+    Args:
+        ops: the plan that rebuilt ``data`` (from :func:`plan_delta`).
+        basis: signature of the old file.
+        data: the new content.
+        file_hash: the whole-file hash of ``data`` (already computed by the caller).
+    """
+    n = len(data)
+    bs = basis.block_size
+    if not basis.has_blocks or block_size_for(n) != bs:
+        return signature_of_bytes(data)
+    full = n // bs
+    weak = np.empty(full, dtype=np.uint32)
+    strongs = np.empty(full + (n % bs > 0), dtype=np.uint64)
+    known = np.zeros(full, dtype=bool)
+    old_full = len(basis.weak)
+    pos = 0
+    for op in ops:
+        if isinstance(op, Literal):
+            pos += len(op.data)
+            continue
+        length = min(basis.size, (op.block + op.count) * bs) - op.block * bs
+        if pos % bs == 0:
+            k0 = pos // bs
+            m = min(op.count, full - k0, old_full - op.block, length // bs)
+            if m > 0:
+                weak[k0 : k0 + m] = basis.weak[op.block : op.block + m]
+                strongs[k0 : k0 + m] = basis.strong[op.block : op.block + m]
+                known[k0 : k0 + m] = True
+        pos += length
+    view = memoryview(data)
+    missing = np.flatnonzero(~known)
+    if len(missing):
+        # runs of consecutive blocks to sum again, one vectorised call per run
+        breaks = np.flatnonzero(np.diff(missing) != 1) + 1
+        for run in np.split(missing, breaks):
+            a, b = int(run[0]), int(run[-1]) + 1
+            weak[a:b] = weak_blocks(view[a * bs : b * bs], bs)
+            for k in range(a, b):
+                strongs[k] = strong(view[k * bs : (k + 1) * bs])
+    if n % bs:
+        strongs[full] = strong(view[full * bs :])
+    return Signature(size=n, block_size=bs, weak=weak, strong=strongs, file_hash=file_hash)

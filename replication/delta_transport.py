@@ -21,14 +21,13 @@ from forecasting.errors import SyncError
 from replication.atomic import AtomicWriter
 from replication.catalog import FileEntry
 from replication.checksum import file_hasher
-from replication.delta import Copy, LinkCodec, Literal, plan_delta
+from replication.delta import Copy, LinkCodec, Literal, plan_delta, rebuilt_signature
 from replication.limits import Budget, TokenBucket
 from replication.paths import Resolver
 from replication.signatures import (
     Signature,
     SignatureBuilder,
     SignatureIndex,
-    signature_of_bytes,
     signature_of_file,
 )
 
@@ -301,7 +300,7 @@ class DeltaTransport:
         out.bytes_sent += _HASH_BYTES
         self._verify(rel, source_hash.hexdigest(), received.hexdigest())
         out.hash = source_hash.hexdigest()
-        return out, signature_of_bytes(data)
+        return out, rebuilt_signature(ops, sig, data, out.hash)
 
     @staticmethod
     def _verify(rel: str, expected: str, got: str) -> None:

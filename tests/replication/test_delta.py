@@ -14,6 +14,7 @@ from replication.delta import (
     apply_ops,
     literal_bytes,
     plan_delta,
+    rebuilt_signature,
     zstd_level_for,
 )
 from replication.signatures import signature_of_bytes
@@ -123,3 +124,32 @@ def test_random_edits_always_rebuild_exactly() -> None:
             else:
                 new[at : at + rng.randrange(0, 3000)] = rng.randbytes(rng.randrange(0, 200))
         _roundtrip(old, bytes(new))
+
+
+@pytest.mark.parametrize("edit", ["rewrite", "append", "insert", "truncate", "same"])
+def test_rebuilt_signature_equals_a_fresh_one(edit: str) -> None:
+    rng = random.Random(11)
+    old = rng.randbytes(300_000)
+    if edit == "rewrite":
+        new = bytearray(old)
+        for page in (2, 9, 30):
+            new[page * 4096 : (page + 1) * 4096] = rng.randbytes(4096)
+        new = bytes(new)
+    elif edit == "append":
+        new = old + rng.randbytes(5000)
+    elif edit == "insert":
+        new = old[:50_001] + rng.randbytes(777) + old[50_001:]
+    elif edit == "truncate":
+        new = old[:200_123]
+    else:
+        new = old
+    basis = signature_of_bytes(old)
+    fresh = signature_of_bytes(new)
+    got = rebuilt_signature(plan_delta(new, basis), basis, new, fresh.file_hash)
+    assert (got.size, got.block_size, got.file_hash) == (
+        fresh.size,
+        fresh.block_size,
+        fresh.file_hash,
+    )
+    assert got.weak.tolist() == fresh.weak.tolist()
+    assert got.strong.tolist() == fresh.strong.tolist()
