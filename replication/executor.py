@@ -125,7 +125,7 @@ def run_sync(
         else:
             _DeltaRun(
                 request, settings, endpoint, ordered, result, tracker, journal, budget, state_dir
-            ).run()
+            ).run(t0)
     finally:
         result.seconds = time.monotonic() - t0
         _final_state(result, request, budget)
@@ -228,7 +228,10 @@ class _DeltaRun:
         self._remaining: dict[str, int] = {}
         self._t0 = time.monotonic()
 
-    def run(self) -> None:
+    def run(self, t0: float | None = None) -> None:
+        """Run the transfers; segment finish times count from ``t0`` (the run's start)."""
+        if t0 is not None:
+            self._t0 = t0
         try:
             self._run()
         finally:
