@@ -122,8 +122,12 @@ class DeltaTransport:
         """Bring the target copy of ``entry`` up to date, atomically (prepare + commit)."""
         return self.commit(self.prepare(entry, ctx))
 
-    def prepare(self, entry: FileEntry, ctx: LinkContext) -> Prepared:
+    def prepare(self, entry: FileEntry, ctx: LinkContext, durable: bool = True) -> Prepared:
         """Build, verify and fsync the new version in a temp file beside the target.
+
+        ``durable=False`` leaves the fsync to the caller (:meth:`sync`, e.g. on another
+        thread so flushes overlap with building the next file); :meth:`commit` does it
+        if nobody did.
 
         The target is untouched until :meth:`commit` (or :meth:`Prepared.abort`).
 
@@ -141,7 +145,8 @@ class DeltaTransport:
             try:
                 prepared = self._once(entry.rel, src, dst, ctx, whole)
                 prepared.outcome.retries = retries
-                self._sync(prepared)
+                if durable:
+                    self.sync(prepared)
                 return prepared
             except _HashMismatch:
                 retries += 1
@@ -165,8 +170,9 @@ class DeltaTransport:
         )
 
     @staticmethod
-    def _sync(prepared: Prepared) -> None:
-        """fsync the temp file in the preparing thread (fsyncs of concurrent files overlap)."""
+    def sync(prepared: Prepared) -> None:
+        """fsync the temp file, set its mode and times (fsync releases the GIL: call it on
+        several threads to overlap flushes); the prepared file is aborted on failure."""
         st0 = prepared.source_stat
         try:
             prepared.writer.sync(
