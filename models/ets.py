@@ -6,11 +6,12 @@ needs a gap-free series), on its last ``max_history`` steps only.
 ETS holds one season (the day). Load series often also have a weekly cycle
 (weekday/weekend level swings); left in, it defeats the daily model: on such
 series ``AutoETS("ZZZ")`` drops the season entirely and extrapolates a trend
-(MASE ~2.3 where seasonal naive scores ~1.2). So when a series' in-sample
-weekly-lag error is clearly below its daily-lag error, its mean weekly profile
-(hour of week, daily part removed) is subtracted before fitting and added back
-to the forecast. The default model space is ``"ZZA"`` (additive daily season
-always kept). Quantiles come from ETS's Gaussian prediction
+(MASE ~2.3 where seasonal naive scores ~1.2). So when a series shows a clear
+weekly cycle (:func:`weekly_profile`), its mean hour-of-week profile (daily part
+removed) is subtracted before fitting, the season is forced additive
+(:func:`model_for`), and the profile is added back to the forecast.
+
+Quantiles come from ETS's Gaussian prediction
 intervals: level ``q`` is the lower end of the ``(1 - 2q)`` interval for
 ``q < 0.5``, the upper end of the ``(2q - 1)`` interval above 0.5, and the mean
 at 0.5. Fits run in up to ``n_jobs`` processes.
@@ -45,8 +46,8 @@ def fill_gaps(y: np.ndarray) -> np.ndarray:
     return np.interp(idx, idx[finite], y[finite])
 
 
-#: Shrinkage of the weekly profile: scaled by ``max(0, 1 - WEEKLY_SHRINK / F)``.
-WEEKLY_SHRINK = 0.0
+#: Least ratio of the weekly profile's variance to its sampling noise that counts as a cycle.
+WEEKLY_MIN_STRENGTH = 1.5
 
 
 def phases(ts: pd.DatetimeIndex, freq: str, week_length: int) -> np.ndarray:
@@ -62,10 +63,9 @@ def weekly_profile(
 
     Uses the last full weeks (at least two), each centred on its own mean so a
     level drift does not leak into the profile, and removes the daily part (the
-    mean per phase of the day) so the ETS daily season still carries it. The
-    profile is shrunk by ``1 - WEEKLY_SHRINK / F`` where ``F`` is the profile's
-    variance over its sampling noise (about 1 without a weekly cycle): a series
-    without a weekly cycle gets None, a clear one nearly its full profile.
+    mean per phase of the day) so the ETS daily season still carries it. None
+    unless the profile's variance is at least ``WEEKLY_MIN_STRENGTH`` times its
+    sampling noise (about 1 for noise alone; a trend within the weeks raises it).
     """
     if week_length <= season_length or week_length % season_length or y.size < 2 * week_length:
         return None
@@ -80,10 +80,16 @@ def weekly_profile(
     )
     noise = float(blocks.var(axis=0, ddof=1).mean()) / blocks.shape[0]
     strength = float(profile.var()) / noise if noise > 0 else np.inf
-    factor = 1.0 - WEEKLY_SHRINK / strength if strength > 0 else 0.0
-    if factor <= 0:
-        return None
-    return factor * profile
+    return profile if strength >= WEEKLY_MIN_STRENGTH else None
+
+
+def model_for(model: str, profile: np.ndarray | None) -> str:
+    """The ETS specification of a series: an additive season once a weekly profile is removed.
+
+    On weekly-adjusted series ``AutoETS`` may still prefer a trend without season
+    (the adjusted series keeps some level swings); the daily season is kept then.
+    """
+    return model if profile is None or len(model) != 3 else f"{model[:2]}A"
 
 
 def _fit_one(y: np.ndarray, season_length: int, model: str) -> Any:
@@ -123,8 +129,8 @@ class ETSForecaster:
     Args:
         season_length: steps per season (24 for hourly data).
         freq: step of the series (pandas alias).
-        model: ETS specification (``"ZZA"`` = automatic error and trend, additive
-            season; ``"ZZZ"`` lets AutoETS drop the season).
+        model: ETS specification (``"ZZZ"`` = automatic choice, as ``AutoETS``);
+            its season letter becomes ``A`` on series with a weekly cycle.
         n_jobs: processes used to fit the series (1 = in this process).
         week_length: steps per week, for the weekly adjustment (None = 7 seasons;
             0 turns the adjustment off).
@@ -135,7 +141,7 @@ class ETSForecaster:
         self,
         season_length: int = 24,
         freq: str = "1h",
-        model: str = "ZZA",
+        model: str = "ZZZ",
         n_jobs: int = 1,
         week_length: int | None = None,
         max_history: int | None = 8 * 7 * 24,
@@ -178,13 +184,12 @@ class ETSForecaster:
             y, phase = self._prepare(s, None)
             profiles[s.series_id] = weekly_profile(y, phase, self.season_length, self._week)
             ys.append(self._prepare(s, profiles[s.series_id])[0])
+        specs = [model_for(self.model, profiles[s.series_id]) for s in series]
         if self.n_jobs > 1 and len(series) > 1:
             with ProcessPoolExecutor(max_workers=self.n_jobs) as pool:
-                fitted = list(
-                    pool.map(_fit_one, ys, [self.season_length] * len(ys), [self.model] * len(ys))
-                )
+                fitted = list(pool.map(_fit_one, ys, [self.season_length] * len(ys), specs))
         else:
-            fitted = [_fit_one(y, self.season_length, self.model) for y in ys]
+            fitted = [_fit_one(y, self.season_length, m) for y, m in zip(ys, specs, strict=True)]
         self.models_: dict[str, Any] = {s.series_id: m for s, m in zip(series, fitted, strict=True)}
         self.profiles_: dict[str, np.ndarray | None] = profiles
         self.fitted_ends_: dict[str, tuple[pd.Timestamp, int]] = {
@@ -213,7 +218,8 @@ class ETSForecaster:
         if model is None:
             y, phase = self._prepare(s, None)
             profile = weekly_profile(y, phase, self.season_length, self._week)
-            model = _fit_one(self._prepare(s, profile)[0], self.season_length, self.model)
+            spec = model_for(self.model, profile)
+            model = _fit_one(self._prepare(s, profile)[0], self.season_length, spec)
             result = model.predict(h=horizon, level=ci)
         elif self.fitted_ends_[s.series_id] == (s.last_ts, s.y.size):
             result = model.predict(h=horizon, level=ci)
