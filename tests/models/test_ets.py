@@ -67,6 +67,8 @@ def test_reused_fit_places_the_weekly_cycle_by_timestamp() -> None:
 def test_series_without_weekly_cycle_stays_close_to_seasonal_naive() -> None:
     data = _weekly_load(days=29, seed=2, weekend_drop=0.0)
     train, test = data.iloc[:-24], data.iloc[-24:]
+    phase = phases(pd.DatetimeIndex(train["ts"]), "1h", 168)
+    assert weekly_profile(train["y"].to_numpy(), phase, 24, 168) is None
     naive = float(np.mean(np.abs(train["y"].to_numpy()[-24:] - test["y"].to_numpy())))
     assert _mae_next_day(ETSForecaster().fit(train), train, test) < 1.2 * naive
 
