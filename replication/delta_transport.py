@@ -78,10 +78,11 @@ class LinkContext:
     whole_file: bool = False
     on_bytes: Callable[[int], None] | None = None
     on_read: Callable[[Path, int], None] | None = None  # test seam: after each source read
+    priority: int = 0  # rank of the segment (lower = hotter: goes first on a limited link)
 
     def send(self, n: int, cancel: threading.Event | None = None) -> None:
         if self.bucket is not None:
-            self.bucket.consume(n, cancel)
+            self.bucket.consume(n, cancel, self.priority)
         self.budget.add_sent(n)
 
     def check(self) -> None:

@@ -326,7 +326,9 @@ class _DeltaRun:
     def _do(self, task: _Task) -> None:
         seg, entry = task.seg, task.entry
         self.tracker.enter(seg.name)
-        ctx = LinkContext(budget=self.budget, on_bytes=self._on_bytes, **self.ctx_args)
+        ctx = LinkContext(
+            budget=self.budget, on_bytes=self._on_bytes, priority=seg.rank, **self.ctx_args
+        )
         try:
             if task.check and self._same_content(entry, seg):
                 self._done(seg, None)

@@ -80,22 +80,38 @@ class TokenBucket:
         self._sleep = sleep
         self._tokens = self.burst
         self._last = clock()
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._inside: list[int] = []  # priorities of the transfers taking or paying tokens
 
-    def consume(self, n: int, cancel: threading.Event | None = None) -> None:
-        """Take ``n`` tokens, sleeping while the bucket is in debt (may go negative)."""
-        with self._lock:
+    def consume(self, n: int, cancel: threading.Event | None = None, priority: int = 0) -> None:
+        """Take ``n`` tokens, sleeping while the bucket is in debt (may go negative).
+
+        Strict priority between concurrent transfers: while a transfer of a lower
+        ``priority`` value (a hotter segment) is taking or paying off tokens, the others
+        wait, so the hottest file in flight gets the whole link rate and completes first
+        (shared bandwidth would delay it); when it is busy elsewhere (reading, matching)
+        the others use the link.
+        """
+        with self._cond:
+            self._inside.append(priority)
+            while priority > min(self._inside) and not (cancel is not None and cancel.is_set()):
+                self._cond.wait(0.05)
             now = self._clock()
             self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
             self._last = now
             self._tokens -= n
             debt = -self._tokens
-        if debt > 0:
-            wait = debt / self.rate
-            if cancel is not None:
-                cancel.wait(wait)
-            else:
-                self._sleep(wait)
+        try:
+            if debt > 0:
+                wait = debt / self.rate
+                if cancel is not None:
+                    cancel.wait(wait)
+                else:
+                    self._sleep(wait)
+        finally:
+            with self._cond:
+                self._inside.remove(priority)
+                self._cond.notify_all()
 
 
 def concurrency_for(rtt_ms: float | None) -> int:

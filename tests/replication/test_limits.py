@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from forecasting.errors import ConfigError
@@ -44,6 +46,33 @@ def test_token_bucket_enforces_the_rate() -> None:
         bucket.consume(200)
     # 10_000 bytes at 1000 B/s minus the 100-byte burst
     assert clock.now == pytest.approx(9.9, rel=1e-6)
+
+
+def test_token_bucket_serves_the_hotter_transfer_first() -> None:
+    bucket = TokenBucket(rate=2_000_000.0, burst=10_000.0)
+    order: list[str] = []
+    started = threading.Barrier(2)
+
+    def transfer(name: str, priority: int) -> None:
+        started.wait()
+        for _ in range(10):
+            bucket.consume(20_000, priority=priority)
+            order.append(name)
+
+    threads = [
+        threading.Thread(target=transfer, args=("cold", 2)),
+        threading.Thread(target=transfer, args=("hot", 1)),
+    ]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(order) == ["cold"] * 10 + ["hot"] * 10
+    # sharing the link would interleave them; the hot one finishes while most cold
+    # chunks still wait
+    assert order.index("hot") < 3
+    last_hot = max(i for i, name in enumerate(order) if name == "hot")
+    assert order[: last_hot + 1].count("cold") <= 3
 
 
 def test_budget_reasons() -> None:
