@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -284,8 +284,14 @@ def load_settings(path: str | Path | None = None) -> Settings:
 
     try:
         return _FromFile()
-    except ValueError as exc:  # pydantic.ValidationError and TOML syntax errors
-        raise ConfigError(f"{toml}: invalid settings: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings ({toml} and REPLICAST_* env): {problems}") from exc
+    except ValueError as exc:  # TOML syntax errors
+        raise ConfigError(f"{toml}: invalid settings file: {exc}") from exc
 
 
 @lru_cache(maxsize=1)
