@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from forecasting.durable import fsync_dir
 from forecasting.errors import DataValidationError
 from forecasting.schemas import dedupe_key
 
@@ -37,14 +38,6 @@ class WriteResult:
     rows_in: int
     partitions: int
     rows_total: int
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from forecasting.durable import fsync_dir
 from forecasting.errors import SourceError
-from forecasting.lake import Lake, fsync_dir
+from forecasting.lake import Lake
 from forecasting.settings import Settings
 from pipelines.ingest import ingest_frame
 from pipelines.sources import postgres

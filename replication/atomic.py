@@ -10,18 +10,10 @@ import os
 import uuid
 from pathlib import Path
 
+from forecasting.durable import fsync_dir
 from replication.crashpoints import crash_point
 
 TMP_SUFFIX = ".replicast-tmp"
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename in it is durable (same as forecasting.lake's, no pandas)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def is_temp(name: str) -> bool:
