@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from models.fitted import check_fitted
-from models.panel import Series, check_history, forecast_frame, last_valid, split_series
+from models.panel import Series, check_history, forecast_each, last_valid, split_series
 
 
 def seasonal_template(y: np.ndarray, season_length: int) -> np.ndarray:
@@ -75,13 +75,9 @@ class SeasonalNaive:
     ) -> pd.DataFrame:
         """Forecast ``horizon`` steps of each series of ``history``."""
         check_fitted(self, "errors_")
-        check_history(history, type(self).__name__)
-        levels = sorted(quantiles)
-        series = split_series(history, self.freq)
-        out = np.empty((len(series), horizon, len(levels)))
-        for i, s in enumerate(series):
-            out[i] = self._forecast_one(s, horizon, levels)
-        return forecast_frame(series, out, levels, self.freq)
+        return forecast_each(
+            history, horizon, quantiles, self.freq, self._forecast_one, type(self).__name__
+        )
 
     def _forecast_one(self, s: Series, horizon: int, levels: list[float]) -> np.ndarray:
         m = self.season_length

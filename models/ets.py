@@ -30,7 +30,7 @@ import pandas as pd
 
 from models import fit_cache
 from models.fitted import check_fitted
-from models.panel import Series, check_history, forecast_frame, split_series
+from models.panel import Series, check_history, forecast_each, split_series
 
 logger = logging.getLogger(__name__)
 
@@ -203,13 +203,9 @@ class ETSForecaster:
     ) -> pd.DataFrame:
         """Forecast each series of ``history`` (the fitted model is reused on new data)."""
         check_fitted(self, "models_")
-        check_history(history, type(self).__name__)
-        levels = sorted(quantiles)
-        series = split_series(history, self.freq)
-        out = np.empty((len(series), horizon, len(levels)))
-        for i, s in enumerate(series):
-            out[i] = self._forecast_one(s, horizon, levels)
-        return forecast_frame(series, out, levels, self.freq)
+        return forecast_each(
+            history, horizon, quantiles, self.freq, self._forecast_one, type(self).__name__
+        )
 
     def _forecast_one(self, s: Series, horizon: int, levels: list[float]) -> np.ndarray:
         model = self.models_.get(s.series_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,3 +94,25 @@ def last_valid(y: np.ndarray) -> float:
     """The last finite value of ``y`` (NaN when there is none)."""
     finite = np.flatnonzero(np.isfinite(y))
     return float(y[finite[-1]]) if finite.size else float("nan")
+
+
+def forecast_each(
+    history: pd.DataFrame,
+    horizon: int,
+    quantiles: Sequence[float],
+    freq: str,
+    forecast_one: Callable[[Series, int, list[float]], np.ndarray],
+    who: str,
+) -> pd.DataFrame:
+    """Validate ``history``, forecast each series with ``forecast_one`` and build the frame.
+
+    ``forecast_one(series, horizon, levels)`` returns an array ``(horizon, len(levels))``
+    for ascending ``levels``; the models that forecast one series at a time share this.
+    """
+    check_history(history, who)
+    levels = sorted(quantiles)
+    series = split_series(history, freq)
+    out = np.empty((len(series), horizon, len(levels)))
+    for i, s in enumerate(series):
+        out[i] = forecast_one(s, horizon, levels)
+    return forecast_frame(series, out, levels, freq)
