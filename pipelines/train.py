@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from queue import Empty
 from typing import Any
@@ -50,6 +51,7 @@ from models.mlflow_registry import (
 )
 from pipelines import load_series
 from pipelines.plots import forecast_vs_actual
+from pipelines.schedule import JobRun, State, record_run
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +60,6 @@ Progress = Callable[[str, int, int], None]
 
 SCORE_NAME = "mase_mean_champions"
 METRICS = ("mase", "pinball", "coverage_90")
-JOB_RUNS = "job_runs"
 
 
 @dataclass(frozen=True)
@@ -88,26 +89,14 @@ class TrainReport:
 
 
 def record_job_run(
-    lake: Lake, *, job: str, run_id: str, state: str, seconds: float, detail: str
+    lake: Lake, *, job: str, run_id: str, state: State, seconds: float, detail: str
 ) -> None:
-    """Append one row to the ``job_runs`` dataset (never raises on a lake error, logs it).
+    """Append one row to the ``job_runs`` dataset, as the scheduler does (a lake error is logged).
 
     ``state`` uses the scheduler's words (``pipelines.schedule``): ``ok`` or ``failed``.
     """
-    row = pd.DataFrame(
-        {
-            "ts": [pd.Timestamp.now(tz="UTC")],
-            "job": [job],
-            "run_id": [run_id],
-            "state": [state],
-            "seconds": [float(seconds)],
-            "detail": [detail],
-        }
-    )
-    try:
-        lake.write(JOB_RUNS, row)
-    except (OSError, DataValidationError) as exc:
-        logger.warning("could not record job run %s/%s: %s", job, run_id, exc)
+    started = datetime.now(UTC) - timedelta(seconds=seconds)
+    record_run(lake, JobRun(job, run_id, state, started, float(seconds), detail))
 
 
 def _metric_key(*parts: str) -> str:
