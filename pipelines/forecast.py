@@ -11,7 +11,6 @@ idempotent: the same champion on the same data rewrites the same rows.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -27,7 +26,7 @@ from forecasting.lake import Lake
 from forecasting.settings import Settings
 from models.mlflow_registry import LOAD_MODEL, LoadedModel, load_champion
 from pipelines import load_series
-from pipelines.train import record_job_run
+from pipelines.train import recorded_job
 
 logger = logging.getLogger(__name__)
 
@@ -80,30 +79,15 @@ def forecast(
         DataValidationError: the lake holds no ``node_metrics``.
     """
     started = time.perf_counter()
-    run_id = uuid.uuid4().hex
-    try:
-        report = _forecast(settings, lake, loaded, history_days, started)
-    except Exception as exc:
-        record_job_run(
-            lake,
-            job="forecast",
-            run_id=run_id,
-            state="failed",
-            seconds=time.perf_counter() - started,
-            detail=f"{type(exc).__name__}: {exc}"[:2000],
-        )
-        raise
-    record_job_run(
+    return recorded_job(
         lake,
-        job="forecast",
-        run_id=run_id,
-        state="ok",
-        seconds=report.seconds,
-        detail=json.dumps(
-            {"model_version": report.model_version, "rows": report.rows, "series": report.series}
+        "forecast",
+        lambda: _forecast(settings, lake, loaded, history_days, started),
+        lambda report: (
+            uuid.uuid4().hex,
+            {"model_version": report.model_version, "rows": report.rows, "series": report.series},
         ),
     )
-    return report
 
 
 def _forecast(

@@ -25,10 +25,10 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from queue import Empty
-from typing import Any
+from typing import Any, TypeVar
 
 import mlflow
 import pandas as pd
@@ -51,9 +51,10 @@ from models.mlflow_registry import (
 )
 from pipelines import load_series
 from pipelines.plots import forecast_vs_actual
-from pipelines.schedule import JobRun, State, record_run
+from pipelines.schedule import JobRun, record_run
 
 logger = logging.getLogger(__name__)
+R = TypeVar("R")
 
 #: ``progress(stage, done, total)``: called as the job advances.
 Progress = Callable[[str, int, int], None]
@@ -88,15 +89,35 @@ class TrainReport:
     folds: int = 0
 
 
-def record_job_run(
-    lake: Lake, *, job: str, run_id: str, state: State, seconds: float, detail: str
-) -> None:
-    """Append one row to the ``job_runs`` dataset, as the scheduler does (a lake error is logged).
+def recorded_job(
+    lake: Lake,
+    job: str,
+    work: Callable[[], R],
+    summary: Callable[[R], tuple[str, dict[str, Any]]],
+) -> R:
+    """Run ``work`` and append its outcome to ``job_runs``, as the scheduler does.
 
-    ``state`` uses the scheduler's words (``pipelines.schedule``): ``ok`` or ``failed``.
+    ``summary(result)`` gives the run id to record and the detail (as JSON). A failure is
+    recorded as ``failed`` with the error, then re-raised; a lake error is only logged.
     """
-    started = datetime.now(UTC) - timedelta(seconds=seconds)
-    record_run(lake, JobRun(job, run_id, state, started, float(seconds), detail))
+    started_at = datetime.now(UTC)
+    started = time.perf_counter()
+    try:
+        result = work()
+    except Exception as exc:
+        detail = f"{type(exc).__name__}: {exc}"[:2000]
+        run = JobRun(job, uuid.uuid4().hex, "failed", started_at, _since(started), detail)
+        record_run(lake, run)
+        raise
+    run_id, detail_json = summary(result)
+    record_run(
+        lake, JobRun(job, run_id, "ok", started_at, _since(started), json.dumps(detail_json))
+    )
+    return result
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started
 
 
 def _metric_key(*parts: str) -> str:
@@ -260,36 +281,20 @@ def train(
         ConfigError: unknown models or no targets.
         DataValidationError: the lake has no usable ``node_metrics``.
     """
-    started = time.perf_counter()
-    run_id = uuid.uuid4().hex
-    try:
-        report = _train(settings, lake, progress, models, folds, targets, workers)
-    except Exception as exc:
-        record_job_run(
-            lake,
-            job="train",
-            run_id=run_id,
-            state="failed",
-            seconds=time.perf_counter() - started,
-            detail=f"{type(exc).__name__}: {exc}"[:2000],
-        )
-        raise
-    record_job_run(
+    return recorded_job(
         lake,
-        job="train",
-        run_id=report.run_id,
-        state="ok",
-        seconds=report.seconds,
-        detail=json.dumps(
+        "train",
+        lambda: _train(settings, lake, progress, models, folds, targets, workers),
+        lambda report: (
+            report.run_id,
             {
                 "model_version": report.gate.version,
                 "alias": report.gate.alias,
                 SCORE_NAME: report.score,
                 "champions": {t: r.champion.model for t, r in report.targets.items()},
-            }
+            },
         ),
     )
-    return report
 
 
 def _check_history_length(frames: dict[str, pd.DataFrame], *, needed: int, freq: str) -> None:
