@@ -40,16 +40,23 @@ class FileRecord:
     hash: str | None
 
 
+def open_state_db(path: Path) -> sqlite3.Connection:
+    """A per-target state database (journal, signature index): autocommit, WAL, shared by threads
+    (callers serialise access with their own lock)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
 class Journal:
     """One SQLite file per target (thread-safe; WAL mode)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = open_state_db(path)
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from replication.checksum import MAX_BLOCK, file_hasher, strong, weak_blocks
+from replication.journal import open_state_db
 
 MIN_BLOCK = 1024
 _READ = 4 << 20
@@ -132,12 +132,9 @@ class SignatureIndex:
     """Signatures of a target's files in SQLite, valid while size, mtime, inode, ctime hold."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = open_state_db(path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS sig (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
             " ino INTEGER, ctime_ns INTEGER, block_size INTEGER, weak BLOB, strong BLOB,"
