@@ -49,7 +49,11 @@ SERIES_SUFFIXES = (".csv", ".parquet", ".csv.gz")
 TRACE_POLICIES = ("alphabetical", "last_window", "replicast", "oracle")
 #: Scorers the replicast ordering chooses among on traces, in order of preference on ties:
 #: EWMAs of reads (half-lives 4 and 1 windows), reads of the last 4 windows, the model.
-TRACE_SCORERS = ("ewm_4", "ewm_1", "reads_4", "model")
+TRACE_SCORERS = ("recent", "ewm_4", "ewm_1", "reads_4", "model")
+#: Half-life (share of a window) of the within-window recency weight of the ``recent``
+#: scorer: an access at the end of the window just ended counts 1, one a quarter window
+#: earlier 1/2 (sequential streams and loops continue into the next window).
+RECENT_HALF_LIFE = 0.25
 
 
 # ---------------------------------------------------------------- sizing
@@ -312,6 +316,8 @@ def backtest_priority(
         size = np.maximum(size, 1.0)
     else:
         size = np.ones(len(keys))
+    recent = np.zeros((len(keys), n_win))
+    np.add.at(recent, (key_idx, win), np.exp2(-(1.0 - frac) / RECENT_HALF_LIFE))
     panel = panel_from_counts(keys, counts, size)
     features = segment_features(panel, range(n_win - 1), only_active=True)
     features["key_idx"] = np.searchsorted(keys, features["segment"].to_numpy())
@@ -345,7 +351,9 @@ def backtest_priority(
         candidates = {
             name: (model.predict(frame[names])[:, 0] if name == "model" else frame[name].to_numpy())
             for name in TRACE_SCORERS
+            if name != "recent"
         }
+        candidates["recent"] = recent[pending, b]
         # replicast uses the scorer with the lowest exposure on the boundaries before b
         best = min(
             TRACE_SCORERS, key=lambda name: (scorer_exposure[name], TRACE_SCORERS.index(name))

@@ -115,3 +115,27 @@ def test_priority_backtest_duration_windows_and_errors(tmp_path: Path) -> None:
         backtest_priority(logical, key_col="key", time_col="ts")
     with pytest.raises(DataValidationError, match="smaller --window"):
         backtest_priority(logical, key_col="segment", time_col="ts", window="3000")
+
+
+def test_priority_backtest_recency_follows_sequential_streams(tmp_path: Path) -> None:
+    """Streams that read each segment 8 times, then the next one: the segments a stream
+    touched at the end of a window are the ones it reads at the start of the next, which
+    counts of the last window cannot tell (every segment has 8) but recency can."""
+    rng = np.random.default_rng(3)
+    current = [f"init{s}" for s in range(6)]
+    keys = []
+    for step in range(1200):
+        for s in range(6):  # six streams, interleaved, each on its own segment
+            if (step + s) % 4 == 0:  # staggered: a stream moves on every 4 steps
+                current[s] = f"{rng.integers(1 << 30):08x}"  # names carry no order
+            keys += [current[s]] * 2
+    trace = pd.DataFrame({"segment": keys, "ts": np.arange(len(keys))})
+    path = tmp_path / "streams.csv"
+    trace.to_csv(path, index=False)
+    out = backtest_priority(path, key_col="segment", time_col="ts", window="1440")
+    assert out["boundaries"] == 5  # short, like the SNIA samples: little history to learn from
+    pol = out["policies"]
+    assert pol["last_window"]["captured"] < 0.1  # no better than rsync's order
+    assert pol["replicast"]["captured"] > 0.5
+    # before any boundary has been scored the within-window recency scorer leads
+    assert out["replicast_scorer_used"]["recent"] >= 1
