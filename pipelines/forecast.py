@@ -62,6 +62,7 @@ def forecast(
     lake: Lake,
     loaded: LoadedModel | None = None,
     history_days: int = 21,
+    record: bool = True,
 ) -> ForecastReport:
     """Forecast the next horizon of every load series with the registered champion.
 
@@ -70,6 +71,8 @@ def forecast(
         lake: the lake to read ``node_metrics`` from and write ``forecasts`` to.
         loaded: an already loaded model (e.g. just trained); default: the champion.
         history_days: days of recent history fed to the model.
+        record: append the run to ``job_runs`` (False when the scheduler, which records
+            its runs itself, calls it).
 
     Returns:
         A :class:`ForecastReport` (rows written, model version, where).
@@ -79,10 +82,13 @@ def forecast(
         DataValidationError: the lake holds no ``node_metrics``.
     """
     started = time.perf_counter()
+    work = lambda: _forecast(settings, lake, loaded, history_days, started)  # noqa: E731
+    if not record:
+        return work()
     return recorded_job(
         lake,
         "forecast",
-        lambda: _forecast(settings, lake, loaded, history_days, started),
+        work,
         lambda report: (
             uuid.uuid4().hex,
             {"model_version": report.model_version, "rows": report.rows, "series": report.series},

@@ -79,7 +79,7 @@ def train_job(settings: Settings) -> str:
     """Backtest and register the load champions (:func:`pipelines.train.train`)."""
     from pipelines.train import train
 
-    report = train(settings, lake=Lake(settings.lake_dir))
+    report = train(settings, lake=Lake(settings.lake_dir), record=False)  # run_job records
     return json.dumps(
         {
             "mlflow_run_id": report.run_id,
@@ -94,7 +94,7 @@ def forecast_job(settings: Settings) -> str:
     """Forecast the next horizon with the champion (:func:`pipelines.forecast.forecast`)."""
     from pipelines.forecast import forecast
 
-    report = forecast(settings, lake=Lake(settings.lake_dir))
+    report = forecast(settings, lake=Lake(settings.lake_dir), record=False)  # run_job records
     return json.dumps(
         {"model_version": report.model_version, "rows": report.rows, "series": report.series}
     )

@@ -261,6 +261,7 @@ def train(
     folds: int | None = None,
     targets: Sequence[Target] | None = None,
     workers: int | None = None,
+    record: bool = True,
 ) -> TrainReport:
     """Backtest, pick and register the load champions of every target.
 
@@ -273,6 +274,8 @@ def train(
         targets: targets to train; defaults to ``settings.forecast.targets``.
         workers: processes the targets are spread over (one per target at most);
             defaults to the CPU count. 1 runs everything in this process.
+        record: append the run to ``job_runs`` (False when the scheduler, which records
+            its runs itself, calls it).
 
     Returns:
         A :class:`TrainReport` (per-target summaries, champions, the registry gate).
@@ -281,10 +284,13 @@ def train(
         ConfigError: unknown models or no targets.
         DataValidationError: the lake has no usable ``node_metrics``.
     """
+    work = lambda: _train(settings, lake, progress, models, folds, targets, workers)  # noqa: E731
+    if not record:
+        return work()
     return recorded_job(
         lake,
         "train",
-        lambda: _train(settings, lake, progress, models, folds, targets, workers),
+        work,
         lambda report: (
             report.run_id,
             {

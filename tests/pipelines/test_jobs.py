@@ -60,3 +60,10 @@ def test_a_missing_pipeline_is_an_error_when_its_job_runs_not_before(
     assert run.state == "failed"
     assert isinstance(run.error, ImportError)
     assert "pipelines.plan" in run.detail
+
+
+def test_a_scheduled_forecast_is_one_job_runs_row(settings: Settings, lake: Lake):
+    run = run_job("forecast", settings)  # nothing ingested or trained: it fails
+
+    assert run.state == "failed"
+    assert list(lake.read(JOB_RUNS)["job"]) == ["forecast"]  # the scheduler's row only
