@@ -198,6 +198,26 @@ def _fit_target_in_worker(job: _TargetJob) -> _TargetOutcome:
     return _fit_target(job, _worker_queue.put)
 
 
+def _fit_target_on_dask(job: _TargetJob) -> _TargetOutcome:
+    """One target on a Dask worker (progress is reported per finished target)."""
+    return _fit_target(job, lambda _stage: None)
+
+
+def _run_on_dask(
+    jobs: list[_TargetJob], dask: str, tick: Callable[[str, int], None]
+) -> list[_TargetOutcome]:
+    """Run the per-target jobs on a Dask cluster (``"local"`` or ``tcp://host:port``)."""
+    from pipelines.dask_runner import make_runner
+
+    steps = len(jobs[0].models) * jobs[0].folds + 1 if jobs else 0
+
+    def finished(done: int, total: int) -> None:
+        tick(f"{done}/{total} targets done on Dask ({dask})", steps)
+
+    with make_runner(dask) as runner:
+        return runner.map(_fit_target_on_dask, jobs, progress=finished)
+
+
 def _workers(requested: int | None, jobs: int) -> int:
     if requested is not None:
         return max(1, min(requested, jobs))
@@ -262,6 +282,7 @@ def train(
     targets: Sequence[Target] | None = None,
     workers: int | None = None,
     record: bool = True,
+    dask: str | None = None,
 ) -> TrainReport:
     """Backtest, pick and register the load champions of every target.
 
@@ -276,6 +297,8 @@ def train(
             defaults to the CPU count. 1 runs everything in this process.
         record: append the run to ``job_runs`` (False when the scheduler, which records
             its runs itself, calls it).
+        dask: spread the targets over a Dask cluster instead of local processes:
+            ``"local"`` (a local cluster) or a scheduler address ``tcp://host:8786``.
 
     Returns:
         A :class:`TrainReport` (per-target summaries, champions, the registry gate).
@@ -284,7 +307,7 @@ def train(
         ConfigError: unknown models or no targets.
         DataValidationError: the lake has no usable ``node_metrics``.
     """
-    work = lambda: _train(settings, lake, progress, models, folds, targets, workers)  # noqa: E731
+    work = lambda: _train(settings, lake, progress, models, folds, targets, workers, dask)  # noqa: E731
     if not record:
         return work()
     return recorded_job(
@@ -326,6 +349,7 @@ def _train(
     folds: int | None,
     targets: Sequence[Target] | None,
     workers: int | None,
+    dask: str | None = None,
 ) -> TrainReport:
     started = time.perf_counter()
     config = settings.forecast
@@ -346,9 +370,9 @@ def _train(
     total = len(targets) * (len(model_names) * folds + 1) + 1
     done = 0
 
-    def tick(stage: str) -> None:
+    def tick(stage: str, steps: int = 1) -> None:
         nonlocal done
-        done += 1
+        done += steps
         if progress is not None:
             progress(stage, done, total)
 
@@ -361,7 +385,12 @@ def _train(
     jobs = [
         _TargetJob(target, frames[target], tuple(model_names), config, folds) for target in targets
     ]
-    for outcome in _run_jobs(jobs, _workers(workers, len(jobs)), tick):
+    outcomes = (
+        _run_on_dask(jobs, dask, tick)
+        if dask
+        else _run_jobs(jobs, _workers(workers, len(jobs)), tick)
+    )
+    for outcome in outcomes:
         results[outcome.target] = outcome.result
         choices[outcome.target] = outcome.choice
         fitted[outcome.target] = TargetModel(

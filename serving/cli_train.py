@@ -177,6 +177,14 @@ def register(app: typer.Typer) -> None:
             "priority and sizing decisions against the simple rules (logged to MLflow) and "
             "write today's sizing plan and priority queues.",
         ),
+        dask: str | None = typer.Option(
+            None,
+            "--dask",
+            metavar="local|tcp://HOST:PORT",
+            help="Spread the per-target backtests over a Dask cluster: 'local' starts one "
+            "on this machine (2 worker processes), tcp://scheduler:8786 uses a running one. "
+            "Default: local worker processes, one per target.",
+        ),
     ) -> None:
         """Backtest the load models, pick a champion per target and register it in MLflow.
 
@@ -209,6 +217,7 @@ def register(app: typer.Typer) -> None:
                 progress=hook,
                 models=list(models) if models else None,  # type: ignore[arg-type]
                 folds=folds,
+                dask=dask,
             )
         console.print(
             summary_table(

@@ -100,3 +100,29 @@ def test_too_short_history_fails_before_any_backtest(settings: Settings, lake: L
         not (settings.data_dir / "mlflow.db").exists()
         or not MlflowClient(settings.tracking_uri).search_registered_models()
     )
+
+
+@pytest.mark.slow
+def test_train_on_a_local_dask_cluster_gives_the_same_champions(
+    settings: Settings, lake: Lake
+) -> None:
+    from pipelines.train import train
+
+    sim = simulate_fleet(
+        scale_fleet(settings.fleet, 1), start="2026-04-01", days=10, seed=3,
+        nodes_per_region=2, segments_per_cluster=2,
+    )  # fmt: skip
+    lake.write("node_metrics", sim.node_metrics)
+    kwargs = {"models": FAST_MODELS, "folds": 2, "targets": ["qps_total", "cpu_util"]}
+
+    here = train(settings, lake=lake, workers=1, **kwargs)
+    stages: list[str] = []
+    spread = train(
+        settings, lake=lake, dask="local", progress=lambda s, d, t: stages.append(s), **kwargs
+    )
+
+    for target in kwargs["targets"]:
+        assert spread.targets[target].champion == here.targets[target].champion
+    assert spread.score == pytest.approx(here.score)
+    assert any("targets done on Dask (local)" in s for s in stages)
+    assert spread.gate.version == "2"
