@@ -99,6 +99,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
             await asyncio.to_thread(sync_runs.shutdown)
+            metrics.worker_exit()
 
     app = FastAPI(
         title="replicast",

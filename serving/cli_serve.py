@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from typing import Any
 
 import typer
@@ -12,6 +13,7 @@ from rich.console import Console
 from forecasting.errors import ConfigError
 from forecasting.settings import get_settings
 from serving.cli_errors import handle_errors
+from serving.metrics import MULTIPROC_ENV
 from serving.server import DrainingServer
 
 console = Console(stderr=True)
@@ -39,7 +41,7 @@ def register(app: typer.Typer) -> None:
             "-w",
             min=1,
             help="Worker processes. Default: settings serve.workers (1). Each loads the "
-            "champion and exposes its own /metrics.",
+            "champion; /metrics on any of them gives the figures of all.",
         ),
         dev: bool = typer.Option(
             False,
@@ -86,7 +88,9 @@ def register(app: typer.Typer) -> None:
         }
         n_workers = workers or serve_cfg.workers
         if n_workers > 1:  # uvicorn's supervisor; each worker shuts down gracefully itself
-            uvicorn.run("serving.app:create_app", workers=n_workers, **options)
+            with tempfile.TemporaryDirectory(prefix="replicast-metrics-") as shared:
+                os.environ[MULTIPROC_ENV] = shared  # the spawned workers inherit it
+                uvicorn.run("serving.app:create_app", workers=n_workers, **options)
             return
         server = DrainingServer(uvicorn.Config("serving.app:create_app", **options))
         server.run()

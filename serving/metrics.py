@@ -2,12 +2,18 @@
 
 Request counts and latency histograms per route template, the loaded model
 versions, whether the registry answered the last refresh, and sync bytes/runs.
-With ``--workers > 1`` each worker exposes its own figures.
+
+With ``--workers > 1`` the workers share their figures through prometheus_client's
+multiprocess mode: ``replicast serve`` points :data:`MULTIPROC_ENV` at a fresh
+directory before the workers start, each worker writes its values there, and
+``/metrics`` on any worker adds up every live worker's counters and histograms
+(gauges: see each one's ``multiprocess_mode``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -17,6 +23,16 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+#: prometheus_client's multiprocess directory (set before the workers import it).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """The shared metrics directory of a multi-worker server, if this is one."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
 
 #: Latency buckets (seconds) tuned for a hot path that answers in a few milliseconds.
 LATENCY_BUCKETS = (
@@ -66,17 +82,20 @@ class ServiceMetrics:
             "1 for the model version currently serving (label version)",
             ["model", "version"],
             registry=r,
+            multiprocess_mode="livemax",  # 1 if any live worker serves that version
         )
         self.model_loaded_at = Gauge(
             "replicast_model_loaded_timestamp_seconds",
             "When the serving model version was loaded (unix time)",
             ["model"],
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.registry_up = Gauge(
             "replicast_registry_up",
             "1 if the last refresh reached the model registry, else 0",
             registry=r,
+            multiprocess_mode="livemin",  # 0 as soon as one worker cannot reach it
         )
         self.refreshes = Counter(
             "replicast_model_refreshes",
@@ -89,6 +108,7 @@ class ServiceMetrics:
             "Series whose recent history is cached in memory, by target",
             ["target"],
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.sync_runs = Counter(
             "replicast_sync_runs",
@@ -97,7 +117,10 @@ class ServiceMetrics:
             registry=r,
         )
         self.sync_active = Gauge(
-            "replicast_sync_runs_active", "Sync runs executing now", registry=r
+            "replicast_sync_runs_active",
+            "Sync runs executing now",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.sync_bytes = Counter(
             "replicast_sync_bytes",
@@ -110,11 +133,23 @@ class ServiceMetrics:
     def set_model(self, name: str, version: str, previous: str | None, loaded_at: float) -> None:
         """Point the version gauge at ``version`` (dropping ``previous``)."""
         if previous is not None and previous != version:
+            if multiprocess_dir():  # a removed child stays in the shared file: zero it
+                self.model_version.labels(name, previous).set(0)
             with contextlib.suppress(KeyError):
                 self.model_version.remove(name, previous)
         self.model_version.labels(name, version).set(1)
         self.model_loaded_at.labels(name).set(loaded_at)
 
     def render(self) -> bytes:
-        """The text exposition format of every metric."""
+        """The text exposition format of every metric (of every live worker, if several)."""
+        if directory := multiprocess_dir():
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=directory)
+            return generate_latest(registry)
         return generate_latest(self.registry)
+
+    @staticmethod
+    def worker_exit() -> None:
+        """Drop this worker's live gauges from the shared directory (on shutdown)."""
+        if directory := multiprocess_dir():
+            mark_process_dead(os.getpid(), directory)

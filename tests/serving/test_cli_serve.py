@@ -17,9 +17,8 @@ from tests.serving.live import free_port, wait_until
 BODY = {"target": "qps_total", "series_ids": ["orders/us-east"], "horizon": 2}
 
 
-def test_serve_answers_then_sigterm_finishes_in_flight_requests(
-    registry: Registry, tmp_path: Path
-) -> None:
+def _start(registry: Registry, tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    """``replicast serve ARGS`` on a free loopback port (output in tmp_path/serve.log)."""
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -30,24 +29,37 @@ def test_serve_answers_then_sigterm_finishes_in_flight_requests(
         '"regions": ["us-east", "eu-west"]}]',
     )
     replicast = str(Path(sys.executable).parent / "replicast")
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [replicast, "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=tmp_path,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "serve.log", "wb") as log:
+        proc = subprocess.Popen(
+            [replicast, "serve", "--port", str(port), *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            start_new_session=True,
+        )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_serve_answers_then_sigterm_finishes_in_flight_requests(
+    registry: Registry, tmp_path: Path
+) -> None:
+    proc, base = _start(registry, tmp_path)
     statuses: list[int] = []
     stop = threading.Event()
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
 
     def client() -> None:
         with httpx.Client(base_url=base) as http:
@@ -61,7 +73,7 @@ def test_serve_answers_then_sigterm_finishes_in_flight_requests(
                     return
 
     try:
-        wait_until(ready, timeout=90, every=0.2)
+        wait_until(lambda: _ready(base), timeout=90, every=0.2)
         assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
         threads = [threading.Thread(target=client) for _ in range(4)]
         for t in threads:
@@ -73,12 +85,36 @@ def test_serve_answers_then_sigterm_finishes_in_flight_requests(
         for t in threads:
             t.join(10)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        _stop(proc)
     output = (tmp_path / "serve.log").read_text()
     assert code in (0, -signal.SIGTERM), output[-3000:]
     assert "Application shutdown complete" in output
     assert "drained" in output
     assert statuses and set(statuses) == {200}, set(statuses)
+
+
+def _forecast_requests(metrics_text: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics_text.splitlines()
+        if line.startswith("replicast_http_requests_total{")
+        and 'route="/v1/forecast"' in line
+        and 'status="200"' in line
+    )
+
+
+def test_metrics_of_several_workers_add_up_on_every_scrape(
+    registry: Registry, tmp_path: Path
+) -> None:
+    proc, base = _start(registry, tmp_path, "--workers", "2")
+    try:
+        # readiness is per worker: wait until a run of probes (new connections) all pass
+        wait_until(lambda: all(_ready(base) for _ in range(10)), timeout=120, every=0.2)
+        sent = 40
+        for _ in range(sent):  # a new connection each: the two workers share them
+            assert httpx.post(f"{base}/v1/forecast", json=BODY, timeout=30).status_code == 200
+        # each scrape lands on either worker, and each gives the total of both
+        seen = {_forecast_requests(httpx.get(f"{base}/metrics").text) for _ in range(12)}
+        assert seen == {float(sent)}, seen
+    finally:
+        _stop(proc)
