@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecasting.errors import DataValidationError
 from pipelines.decision_backtests import backtest_priority
 
 MIB = 1 << 20
@@ -103,7 +104,14 @@ def main() -> None:
             csv = Path(tmp) / f"{name}.csv"
             convert(source).to_csv(csv, index=False)
             started = time.perf_counter()
-            result = backtest_priority(csv, key_col="segment", time_col="ts", window=args.window)
+            try:
+                result = backtest_priority(
+                    csv, key_col="segment", time_col="ts", window=args.window
+                )
+            except DataValidationError as exc:  # e.g. too few windows of that length
+                report["traces"][name] = {"skipped": str(exc)}
+                print(f"{name:18s} skipped: {exc}", flush=True)
+                continue
             result["seconds"] = round(time.perf_counter() - started, 1)
             report["traces"][name] = result
             pol = result["policies"]

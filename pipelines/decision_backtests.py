@@ -49,11 +49,14 @@ SERIES_SUFFIXES = (".csv", ".parquet", ".csv.gz")
 TRACE_POLICIES = ("alphabetical", "last_window", "replicast", "oracle")
 #: Scorers the replicast ordering chooses among on traces, in order of preference on ties:
 #: EWMAs of reads (half-lives 4 and 1 windows), reads of the last 4 windows, the model.
-TRACE_SCORERS = ("recent", "ewm_4", "ewm_1", "reads_4", "model")
-#: Half-life (share of a window) of the within-window recency weight of the ``recent``
-#: scorer: an access at the end of the window just ended counts 1, one a quarter window
-#: earlier 1/2 (sequential streams and loops continue into the next window).
+TRACE_SCORERS = ("recent", "lru", "ewm_4", "ewm_1", "reads_4", "reads_1", "model")
+#: Half-life (share of a window) of the within-window recency weights: ``recent`` sums
+#: them over a segment's accesses in the window just ended (an access at its end counts 1,
+#: one a quarter window earlier 1/2), ``lru`` takes its last access only (least recently
+#: used last). Sequential streams and loops continue into the next window.
 RECENT_HALF_LIFE = 0.25
+#: Fewest training rows (segment x window) before the trace's hot-segment model is fitted.
+MIN_TRAIN_ROWS = 20
 
 
 # ---------------------------------------------------------------- sizing
@@ -287,13 +290,16 @@ def backtest_priority(
         progress: called with (boundary, total boundaries).
 
     The replicast ordering is Smith's rule with the weight of the scorer (the
-    hot-segment LightGBM model refitted on the trace's own past windows, or an EWMA /
-    recent-window count of reads) that had the lowest exposure over the boundaries
-    already past: a choice made from history only.
+    hot-segment LightGBM model refitted on the trace's own past windows, EWMAs and
+    recent-window counts of reads, or the recency of the accesses inside the window
+    just ended) whose exposure was the lowest share of alphabetical's over the
+    boundaries already past, the warm-up windows included: a choice made from
+    history only.
 
     Returns:
         ``{"policies": {policy: {"exposure", "captured"}}, "windows", "boundaries",
-        "window", "accesses_scored", "replicast_scorer_used"}``.
+        "window", "accesses_scored", "replicast_scorer_used", "scorer_exposure"}``
+        (the last: each candidate scorer's exposure had it been used at every boundary).
     """
     trace, timed = load_trace(path, key_col=key_col, time_col=time_col)
     win, frac, window_text = _window_index(trace, window, timed)
@@ -316,8 +322,10 @@ def backtest_priority(
         size = np.maximum(size, 1.0)
     else:
         size = np.ones(len(keys))
-    recent = np.zeros((len(keys), n_win))
-    np.add.at(recent, (key_idx, win), np.exp2(-(1.0 - frac) / RECENT_HALF_LIFE))
+    decay = np.exp2(-(1.0 - frac) / RECENT_HALF_LIFE)
+    recency = {"recent": np.zeros((len(keys), n_win)), "lru": np.zeros((len(keys), n_win))}
+    np.add.at(recency["recent"], (key_idx, win), decay)
+    np.maximum.at(recency["lru"], (key_idx, win), decay)
     panel = panel_from_counts(keys, counts, size)
     features = segment_features(panel, range(n_win - 1), only_active=True)
     features["key_idx"] = np.searchsorted(keys, features["segment"].to_numpy())
@@ -330,33 +338,83 @@ def backtest_priority(
     model = None
     boundaries = range(warmup, n_win - 1)
     win_start = np.searchsorted(win, np.arange(n_win + 1), side="left")  # rows sorted by t
-    scored = 0
-    for i, b in enumerate(boundaries):
-        if progress is not None:
-            progress(i, len(boundaries))
-        if model is None or (b - warmup) % retrain_every == 0:
-            train = np.flatnonzero(features["t"].to_numpy() < b)
-            if len(train) > max_train_rows:
-                train = np.sort(rng.choice(train, max_train_rows, replace=False))
-            model = HotSegmentModel(n_estimators=100, seed=seed).fit(
-                features.iloc[train][names], target[train]
-            )
-        rows = np.flatnonzero(features["t"].to_numpy() == b)
+    t_of_row = features["t"].to_numpy()
+    # per scorer: (sum over past boundaries of exposure / alphabetical exposure, boundaries)
+    past: dict[str, list[float]] = {name: [0.0, 0] for name in TRACE_SCORERS}
+
+    def boundary(b: int) -> tuple | None:
+        """Pending set at boundary ``b`` and the next window's reads of it."""
+        rows = np.flatnonzero(t_of_row == b)
         if len(rows) == 0:
-            continue
+            return None
         pending = features["key_idx"].to_numpy()[rows]
         names_p = keys[pending].tolist()
         cost = size[pending] / size[pending].sum()  # the set takes exactly one window
-        frame = features.iloc[rows]
-        candidates = {
-            name: (model.predict(frame[names])[:, 0] if name == "model" else frame[name].to_numpy())
-            for name in TRACE_SCORERS
-            if name != "recent"
+        nxt = np.arange(win_start[b + 1], win_start[b + 2])
+        position = np.full(len(keys), -1)
+        position[pending] = np.arange(len(pending))
+        return rows, pending, names_p, cost, position[key_idx[nxt]], frac[nxt]
+
+    def score(names_p: list[str], weight: np.ndarray, cost: np.ndarray, item, when) -> float:
+        return exposure_from_events(
+            completion_times(smith_order(names_p, weight, cost), cost), item, when
+        )
+
+    def learn(
+        candidates: dict[str, np.ndarray], names_p, cost, item, when
+    ) -> tuple[float, dict[str, float]]:
+        """Alphabetical's and each scorer's exposure at this boundary; the scorers' shares
+        of alphabetical's are kept only where every scorer was scored (so all are compared
+        on the same boundaries)."""
+        alpha = exposure_from_events(
+            completion_times(alphabetical_order(names_p), cost), item, when
+        )
+        out = {
+            name: score(names_p, weight, cost, item, when) for name, weight in candidates.items()
         }
-        candidates["recent"] = recent[pending, b]
-        # replicast uses the scorer with the lowest exposure on the boundaries before b
+        if alpha > 0 and len(out) == len(TRACE_SCORERS):
+            for name, value in out.items():
+                past[name][0] += value / alpha
+                past[name][1] += 1
+        return alpha, out
+
+    def heuristic(name: str, frame: pd.DataFrame, pending: np.ndarray, b: int) -> np.ndarray:
+        return recency[name][pending, b] if name in recency else frame[name].to_numpy()
+
+    # the warm-up windows already say which scorer suits the trace (history only): every
+    # scorer, the model included, is scored on them before the first scored boundary
+    scored = 0
+    for b in range(1, n_win - 1):
+        live = b >= warmup
+        if live and progress is not None:
+            progress(b - warmup, len(boundaries))
+        if model is None or (b - 1) % retrain_every == 0:
+            train = np.flatnonzero(t_of_row < b)
+            if len(train) > max_train_rows:
+                train = np.sort(rng.choice(train, max_train_rows, replace=False))
+            if len(train) >= MIN_TRAIN_ROWS:
+                model = HotSegmentModel(n_estimators=100, seed=seed).fit(
+                    features.iloc[train][names], target[train]
+                )
+        found = boundary(b)
+        if found is None:
+            continue
+        rows, pending, names_p, cost, item, when = found
+        frame = features.iloc[rows]
+        candidates = {n: heuristic(n, frame, pending, b) for n in TRACE_SCORERS if n != "model"}
+        if model is not None:
+            candidates["model"] = model.predict(frame[names])[:, 0]
+        if not live:
+            learn(candidates, names_p, cost, item, when)
+            continue
+        # replicast uses the scorer whose exposure was the lowest share of alphabetical's
+        # on the boundaries before b (ties, and none scored yet: TRACE_SCORERS order)
         best = min(
-            TRACE_SCORERS, key=lambda name: (scorer_exposure[name], TRACE_SCORERS.index(name))
+            candidates,
+            key=lambda n: (
+                past[n][0] / past[n][1] if past[n][1] else math.inf,
+                TRACE_SCORERS.index(n),
+            ),
         )
         chosen[best] += 1
         weights = {
@@ -364,20 +422,13 @@ def backtest_priority(
             "replicast": candidates[best],
             "oracle": counts[pending, b + 1],
         }
-        orders = {"alphabetical": alphabetical_order(names_p)}
-        for name, weight in weights.items():
-            orders[name] = smith_order(names_p, weight, cost)
-        nxt = np.arange(win_start[b + 1], win_start[b + 2])
-        position = np.full(len(keys), -1)
-        position[pending] = np.arange(len(pending))
-        item = position[key_idx[nxt]]
-        when = frac[nxt]
         scored += int((item >= 0).sum())
-        for name, order in orders.items():
-            totals[name] += exposure_from_events(completion_times(order, cost), item, when)
-        for name, weight in candidates.items():
-            order = smith_order(names_p, weight, cost)
-            scorer_exposure[name] += exposure_from_events(completion_times(order, cost), item, when)
+        alpha, by_scorer = learn(candidates, names_p, cost, item, when)
+        totals["alphabetical"] += alpha
+        for name, weight in weights.items():
+            totals[name] += score(names_p, weight, cost, item, when)
+        for name, value in by_scorer.items():
+            scorer_exposure[name] += value
     alpha, oracle = totals["alphabetical"], totals["oracle"]
     return {
         "policies": {
@@ -389,4 +440,5 @@ def backtest_priority(
         "window": window_text,
         "accesses_scored": scored,
         "replicast_scorer_used": chosen,
+        "scorer_exposure": scorer_exposure,
     }
