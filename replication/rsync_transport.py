@@ -79,6 +79,9 @@ def base_args(request: SyncRequest, endpoint: Endpoint, bandwidth: float | None)
         args.append("--checksum")
     elif not endpoint.is_remote:
         args.append("--ignore-times")  # listed files failed our ns quick check already
+    else:  # rsync's own quick check, as precise as ours: a same-size rewrite within the
+        # second of the last copy is a change (rsync's default compares whole seconds)
+        args.append("--modify-window=-1")
     whole = request.whole_file
     if whole is None:
         whole = not endpoint.is_remote and bandwidth is None

@@ -81,9 +81,14 @@ def test_rsync_over_ssh_to_host_path(tmp_path: Path, sshd: str, settings) -> Non
     assert first.state == "finished", first.errors
     assert first.target == target and first.count("copied") == 3
     assert tree_digests(dst) == tree_digests(src)
-    data = bytearray((src / "hot" / "a.db").read_bytes())
+    hot = src / "hot" / "a.db"
+    before = hot.stat().st_mtime_ns
+    data = bytearray(hot.read_bytes())
     data[50_000:50_100] = b"x" * 100
-    (src / "hot" / "a.db").write_bytes(bytes(data))
+    hot.write_bytes(bytes(data))
+    # same size, same second, another nanosecond: rsync's default quick check would skip it
+    same_second = before - before % 10**9 + (before % 10**9 + 1) % 10**9
+    os.utime(hot, ns=(same_second, same_second))
     second = run_sync(request, settings=settings)  # the journal skips what already shipped
     assert [s.name for s in second.segments if s.state == "copied"] == ["hot"]
     assert second.literal_bytes < 20_000  # delta over ssh, not the whole 200 kB
