@@ -16,6 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -82,7 +83,7 @@ def forecast(
         DataValidationError: the lake holds no ``node_metrics``.
     """
     started = time.perf_counter()
-    work = lambda: _forecast(settings, lake, loaded, history_days, started)  # noqa: E731
+    work = partial(_forecast, settings, lake, loaded, history_days, started)
     if not record:
         return work()
     return recorded_job(

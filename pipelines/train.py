@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from queue import Empty
 from typing import Any, TypeVar
@@ -307,7 +308,7 @@ def train(
         ConfigError: unknown models or no targets.
         DataValidationError: the lake has no usable ``node_metrics``.
     """
-    work = lambda: _train(settings, lake, progress, models, folds, targets, workers, dask)  # noqa: E731
+    work = partial(_train, settings, lake, progress, models, folds, targets, workers, dask)
     if not record:
         return work()
     return recorded_job(
