@@ -109,6 +109,7 @@ def mutate(root: Path, kinds: dict[str, str], rng: np.random.Generator) -> dict:
     chosen = [files[i] for i in rng.choice(len(files), size=len(files) // 5, replace=False)]
     changed = 0
     inserts: list[str] = []
+    written: dict[str, int] = {}  # bytes changed per file, as segment_access records them
     for rel in chosen:
         path, kind = root / rel, kinds[rel]
         data = bytearray(path.read_bytes())
@@ -129,6 +130,7 @@ def mutate(root: Path, kinds: dict[str, str], rng: np.random.Generator) -> dict:
                 at = int(rng.integers(0, max(1, len(data) - budget // 2)))
                 data[at : at + budget // 2] = rng.bytes(budget // 2)
         changed += budget
+        written[rel] = budget
         _replace(path, bytes(data))
     unchosen = sorted(set(files) - set(chosen))
     deleted = [unchosen[i] for i in rng.choice(len(unchosen), size=6, replace=False)]
@@ -140,6 +142,7 @@ def mutate(root: Path, kinds: dict[str, str], rng: np.random.Generator) -> dict:
         rel = f"{Path(unchosen[i * 7]).parent}/new_{i}.sst"
         (root / rel).write_bytes(_content("sstable", int(mean * 0.5), rng, vocab))
         changed += int(mean * 0.5)
+        written[rel] = int(mean * 0.5)
         new.append(rel)
     return {
         "bytes_total": total,
@@ -154,6 +157,7 @@ def mutate(root: Path, kinds: dict[str, str], rng: np.random.Generator) -> dict:
         "chosen": chosen,
         "new": new,
         "deleted": deleted,
+        "written": written,
     }
 
 
@@ -204,7 +208,8 @@ def segment_reads(segments: list[str], rng: np.random.Generator) -> dict[str, fl
 def write_priority_queue(
     lake_dir: Path, reads: dict[str, float], pending_bytes: dict[str, int], seed: int
 ) -> dict:
-    """The queue a hot-segment model would give: Smith's rule w/p on noisy predicted reads."""
+    """The queue the plan job would give: Smith's rule w/p on noisy predicted reads, p the
+    bytes changed over the link's bandwidth (as :func:`pipelines.plan.priority_queue`)."""
     rng = np.random.default_rng(seed)
     rows = []
     origin = pd.Timestamp.now(tz="UTC").floor("h")
@@ -403,7 +408,7 @@ def _bench(work: Path, args: argparse.Namespace, rng: np.random.Generator, repor
     subprocess.run(["cp", "-al", str(base), str(src)], check=True)
     changes = mutate(src, kinds, rng)
     report["change_set"] = {
-        k: v for k, v in changes.items() if k not in ("chosen", "new", "deleted")
+        k: v for k, v in changes.items() if k not in ("chosen", "new", "deleted", "written")
     }
     print(f"change set: {report['change_set']}", file=sys.stderr)
 
@@ -421,7 +426,8 @@ def _bench(work: Path, args: argparse.Namespace, rng: np.random.Generator, repor
     pending: dict[str, list[str]] = {}
     for rel in changes["chosen"] + changes["new"]:
         pending.setdefault(rel.split("/")[0], []).append(rel)
-    pending_bytes = {s: sum((src / f).stat().st_size for f in fs) for s, fs in pending.items()}
+    # the plan job's cost: bytes changed since the segment became pending (segment_access)
+    pending_bytes = {s: sum(changes["written"][f] for f in fs) for s, fs in pending.items()}
     report["priority_queue"] = write_priority_queue(
         settings.lake_dir, reads, pending_bytes, args.seed
     )
