@@ -432,41 +432,50 @@ def _bench(work: Path, args: argparse.Namespace, rng: np.random.Generator, repor
         settings.lake_dir, reads, pending_bytes, args.seed
     )
 
-    # each contender runs --repeats times, interleaved, each time on a fresh old replica;
-    # figures are medians (the machine is shared, single timings are noisy)
+    # each contender runs --repeats times, interleaved (alternating order), each time on a
+    # fresh old replica; figures are medians (the machine is shared, timings are noisy)
     runs: dict[str, list[dict]] = {name: [] for name in [*rsync_runs, *replicast_runs]}
+
+    def rsync_contender(name: str, rep: int) -> None:
+        if rep:
+            shutil.rmtree(work / name)
+            subprocess.run(["cp", "-al", str(base), str(work / name)], check=True)
+        os.sync()
+        runs[name].append(run_rsync(rsync_runs[name], src, work / name))
+
+    def replicast_contender(name: str, rep: int) -> None:
+        if rep:
+            restore_replica(base, work / name, work / f"state_{name}", changes)
+        os.sync()
+        res = run_sync(
+            SyncRequest(source=src, target=str(work / name), state_dir=work / f"state_{name}",
+                        record=False, delete=True, order="priority", cluster="bench",
+                        replica="cn-north", **replicast_runs[name]),
+            settings=settings,
+        )  # fmt: skip
+        assert res.state == "finished", res.errors
+        runs[name].append(
+            {
+                "seconds": round(res.seconds, 3),
+                "bytes_sent": res.bytes_sent,
+                "bytes_received": res.signature_bytes,
+                "literal_bytes": res.literal_bytes,
+                "bytes_read": res.bytes_read,
+                "bytes_written": res.bytes_written,
+                "order": res.order,
+                "seg_done": {
+                    s.name: s.finished_s or 0.0 for s in res.segments if s.name in pending
+                },
+            }
+        )
+
+    contenders = [(rsync_contender, n) for n in rsync_runs]
+    contenders += [(replicast_contender, n) for n in replicast_runs]
     for rep in range(args.repeats):
-        for name, rargs in rsync_runs.items():
-            if rep:
-                shutil.rmtree(work / name)
-                subprocess.run(["cp", "-al", str(base), str(work / name)], check=True)
-            os.sync()
-            runs[name].append(run_rsync(rargs, src, work / name))
-        for name, kw in replicast_runs.items():
-            if rep:
-                restore_replica(base, work / name, work / f"state_{name}", changes)
-            os.sync()
-            res = run_sync(
-                SyncRequest(source=src, target=str(work / name), state_dir=work / f"state_{name}",
-                            record=False, delete=True, order="priority", cluster="bench",
-                            replica="cn-north", **kw),
-                settings=settings,
-            )  # fmt: skip
-            assert res.state == "finished", res.errors
-            runs[name].append(
-                {
-                    "seconds": round(res.seconds, 3),
-                    "bytes_sent": res.bytes_sent,
-                    "bytes_received": res.signature_bytes,
-                    "literal_bytes": res.literal_bytes,
-                    "bytes_read": res.bytes_read,
-                    "bytes_written": res.bytes_written,
-                    "order": res.order,
-                    "seg_done": {
-                        s.name: s.finished_s or 0.0 for s in res.segments if s.name in pending
-                    },
-                }
-            )
+        # odd repeats run the contenders in reverse order, so neither side always goes
+        # first after the page cache and the disk settled
+        for run, name in contenders if rep % 2 == 0 else contenders[::-1]:
+            run(name, rep)
         print(f"repeat {rep}: " + ", ".join(f"{n} {r[-1]['seconds']}" for n, r in runs.items()),
               file=sys.stderr)  # fmt: skip
     want = tree_hashes(src)
