@@ -28,7 +28,13 @@ from replication.atomic import clean_stale_temps, fsync_dir, is_temp
 from replication.catalog import FileEntry, Segment, build_catalog, quick_equal
 from replication.crashpoints import crash_point
 from replication.delta import LinkCodec, zstd_level_for
-from replication.delta_transport import DeltaTransport, FileOutcome, LinkContext, TransferAborted
+from replication.delta_transport import (
+    DeltaTransport,
+    FileOutcome,
+    LinkContext,
+    Prepared,
+    TransferAborted,
+)
 from replication.journal import FileRecord, Journal
 from replication.limits import Budget, TokenBucket, concurrency_for
 from replication.ordering import order_segments, priority_ranks
@@ -342,16 +348,24 @@ class _DeltaRun:
         except (ReplicastError, OSError) as exc:
             self._failed_file(seg, entry.rel, exc)
             return
-        # fsync on the flusher pool: this worker moves on to the next (hotter) file while
-        # the disk flushes this one; the committer renames in order once each is durable
-        flushed = self._flusher.submit(self.transport.sync, prepared)
-        self._commits.put((task, prepared, flushed))  # blocks while the committer is behind
+        # fsync and rename on the flusher pool: this worker moves on to the next (hotter)
+        # file while the disk flushes this one; the committer fsyncs the directories and
+        # records the renamed files, in order
+        renamed = self._flusher.submit(self._sync_and_rename, prepared)
+        self._commits.put((task, renamed))  # blocks while the committer is behind
+
+    def _sync_and_rename(self, prepared: Prepared) -> FileOutcome:
+        """fsync the temp file, then rename it over the target (the directory fsync and the
+        journal record follow in the committer)."""
+        self.transport.sync(prepared)
+        return self.transport.commit(prepared, sync_dir=False)
 
     def _committer(self) -> None:
-        """Renames prepared files in, in order, while the workers prepare the next ones.
+        """Records renamed files, in order, while the workers prepare the next ones.
 
-        A flusher pool fsyncs the temp files (in parallel); here each is renamed in, in order.
-        Directory fsyncs are batched: renamed files are recorded as finished (journal,
+        A flusher pool fsyncs each temp file and renames it in (in parallel: freeing the
+        old version's blocks is the slow part of a rename over it). Directory fsyncs are
+        batched here: renamed files are recorded as finished (journal,
         counters, segment completion) only after their directory was fsynced, once per
         directory for all the files renamed in the last :data:`FLUSH_EVERY_S` (or 64
         files), so a segment's completion is never held back longer than that.
@@ -368,12 +382,12 @@ class _DeltaRun:
             if item is None:
                 self._flush(renamed)
                 return
-            task, prepared, flushed = item
+            task, done = item
             try:
-                flushed.result()
+                outcome = done.result()
                 if not renamed:
                     deadline = time.monotonic() + FLUSH_EVERY_S
-                renamed.append((task, self.transport.commit(prepared, sync_dir=False)))
+                renamed.append((task, outcome))
             except (ReplicastError, OSError) as exc:
                 self._failed_file(task.seg, task.entry.rel, exc)
             if len(renamed) >= 64 or (renamed and time.monotonic() >= deadline):
