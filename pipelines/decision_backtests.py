@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +48,8 @@ log = logging.getLogger(__name__)
 SERIES_SUFFIXES = (".csv", ".parquet", ".csv.gz")
 TRACE_POLICIES = ("alphabetical", "last_window", "replicast", "oracle")
 #: Scorers the replicast ordering chooses among on traces, in order of preference on ties:
-#: EWMAs of reads (half-lives 4 and 1 windows), reads of the last 4 windows, the model.
+#: within-window recency (``recent``, ``lru``), EWMAs of reads (half-lives 4 and 1
+#: windows), reads of the last 4 windows and of the last one, the model.
 TRACE_SCORERS = ("recent", "lru", "ewm_4", "ewm_1", "reads_4", "reads_1", "model")
 #: Half-life (share of a window) of the within-window recency weights: ``recent`` sums
 #: them over a segment's accesses in the window just ended (an access at its end counts 1,
@@ -262,6 +263,45 @@ def _window_index(trace: pd.DataFrame, window: str | int | None, timed: bool) ->
     return (rel // length).astype(int), (rel % length) / length, text
 
 
+@dataclass(frozen=True)
+class _Boundary:
+    """One window boundary of a trace replay: the pending set and the next window's reads."""
+
+    rows: np.ndarray  # feature rows of the pending segments
+    pending: np.ndarray  # their key indices
+    names: list[str]
+    cost: np.ndarray  # seconds on the link; the set takes exactly one window
+    item: np.ndarray  # per read of the next window: index in the pending set, or -1
+    when: np.ndarray  # per read: position in the next window (0..1)
+
+    def exposure(self, order: np.ndarray) -> float:
+        return exposure_from_events(completion_times(order, self.cost), self.item, self.when)
+
+    def smith(self, weight: np.ndarray) -> float:
+        return self.exposure(smith_order(self.names, weight, self.cost))
+
+
+class _ScorerChoice:
+    """Which scorer the replicast ordering uses: the lowest mean share of alphabetical's
+    exposure on past boundaries where every scorer was scored (ties: TRACE_SCORERS order)."""
+
+    def __init__(self) -> None:
+        self.share = dict.fromkeys(TRACE_SCORERS, 0.0)
+        self.seen = 0
+
+    def learn(self, alpha: float, exposures: dict[str, float]) -> None:
+        if alpha > 0 and len(exposures) == len(TRACE_SCORERS):
+            for name, value in exposures.items():
+                self.share[name] += value / alpha
+            self.seen += 1
+
+    def best(self, candidates: Iterable[str]) -> str:
+        return min(
+            candidates,
+            key=lambda n: (self.share[n] if self.seen else 0.0, TRACE_SCORERS.index(n)),
+        )
+
+
 def backtest_priority(
     path: str | Path,
     *,
@@ -333,57 +373,17 @@ def backtest_priority(
     names = feature_names(timed=False)
     rng = np.random.default_rng(seed)
     totals = dict.fromkeys(TRACE_POLICIES, 0.0)
-    scorer_exposure = dict.fromkeys(TRACE_SCORERS, 0.0)  # on boundaries already past
+    scorer_exposure = dict.fromkeys(TRACE_SCORERS, 0.0)  # each scorer, had it been used
     chosen: dict[str, int] = dict.fromkeys(TRACE_SCORERS, 0)
+    choice = _ScorerChoice()
     model = None
     boundaries = range(warmup, n_win - 1)
     win_start = np.searchsorted(win, np.arange(n_win + 1), side="left")  # rows sorted by t
     t_of_row = features["t"].to_numpy()
-    # per scorer: (sum over past boundaries of exposure / alphabetical exposure, boundaries)
-    past: dict[str, list[float]] = {name: [0.0, 0] for name in TRACE_SCORERS}
-
-    def boundary(b: int) -> tuple | None:
-        """Pending set at boundary ``b`` and the next window's reads of it."""
-        rows = np.flatnonzero(t_of_row == b)
-        if len(rows) == 0:
-            return None
-        pending = features["key_idx"].to_numpy()[rows]
-        names_p = keys[pending].tolist()
-        cost = size[pending] / size[pending].sum()  # the set takes exactly one window
-        nxt = np.arange(win_start[b + 1], win_start[b + 2])
-        position = np.full(len(keys), -1)
-        position[pending] = np.arange(len(pending))
-        return rows, pending, names_p, cost, position[key_idx[nxt]], frac[nxt]
-
-    def score(names_p: list[str], weight: np.ndarray, cost: np.ndarray, item, when) -> float:
-        return exposure_from_events(
-            completion_times(smith_order(names_p, weight, cost), cost), item, when
-        )
-
-    def learn(
-        candidates: dict[str, np.ndarray], names_p, cost, item, when
-    ) -> tuple[float, dict[str, float]]:
-        """Alphabetical's and each scorer's exposure at this boundary; the scorers' shares
-        of alphabetical's are kept only where every scorer was scored (so all are compared
-        on the same boundaries)."""
-        alpha = exposure_from_events(
-            completion_times(alphabetical_order(names_p), cost), item, when
-        )
-        out = {
-            name: score(names_p, weight, cost, item, when) for name, weight in candidates.items()
-        }
-        if alpha > 0 and len(out) == len(TRACE_SCORERS):
-            for name, value in out.items():
-                past[name][0] += value / alpha
-                past[name][1] += 1
-        return alpha, out
-
-    def heuristic(name: str, frame: pd.DataFrame, pending: np.ndarray, b: int) -> np.ndarray:
-        return recency[name][pending, b] if name in recency else frame[name].to_numpy()
-
+    key_of_row = features["key_idx"].to_numpy()
+    scored = 0
     # the warm-up windows already say which scorer suits the trace (history only): every
     # scorer, the model included, is scored on them before the first scored boundary
-    scored = 0
     for b in range(1, n_win - 1):
         live = b >= warmup
         if live and progress is not None:
@@ -396,39 +396,38 @@ def backtest_priority(
                 model = HotSegmentModel(n_estimators=100, seed=seed).fit(
                     features.iloc[train][names], target[train]
                 )
-        found = boundary(b)
-        if found is None:
+        rows = np.flatnonzero(t_of_row == b)
+        if len(rows) == 0:
             continue
-        rows, pending, names_p, cost, item, when = found
+        pending = key_of_row[rows]
+        position = np.full(len(keys), -1)
+        position[pending] = np.arange(len(pending))
+        nxt = np.arange(win_start[b + 1], win_start[b + 2])
+        at = _Boundary(
+            rows, pending, keys[pending].tolist(), size[pending] / size[pending].sum(),
+            position[key_idx[nxt]], frac[nxt],
+        )  # fmt: skip
         frame = features.iloc[rows]
-        candidates = {n: heuristic(n, frame, pending, b) for n in TRACE_SCORERS if n != "model"}
+        candidates = {
+            name: recency[name][pending, b] if name in recency else frame[name].to_numpy()
+            for name in TRACE_SCORERS
+            if name != "model"
+        }
         if model is not None:
             candidates["model"] = model.predict(frame[names])[:, 0]
-        if not live:
-            learn(candidates, names_p, cost, item, when)
-            continue
-        # replicast uses the scorer whose exposure was the lowest share of alphabetical's
-        # on the boundaries before b (ties, and none scored yet: TRACE_SCORERS order)
-        best = min(
-            candidates,
-            key=lambda n: (
-                past[n][0] / past[n][1] if past[n][1] else math.inf,
-                TRACE_SCORERS.index(n),
-            ),
-        )
-        chosen[best] += 1
-        weights = {
-            "last_window": counts[pending, b],
-            "replicast": candidates[best],
-            "oracle": counts[pending, b + 1],
-        }
-        scored += int((item >= 0).sum())
-        alpha, by_scorer = learn(candidates, names_p, cost, item, when)
-        totals["alphabetical"] += alpha
-        for name, weight in weights.items():
-            totals[name] += score(names_p, weight, cost, item, when)
-        for name, value in by_scorer.items():
-            scorer_exposure[name] += value
+        alpha = at.exposure(alphabetical_order(at.names))
+        exposures = {name: at.smith(weight) for name, weight in candidates.items()}
+        if live:
+            best = choice.best(candidates)  # from the boundaries before this one only
+            chosen[best] += 1
+            scored += int((at.item >= 0).sum())
+            totals["alphabetical"] += alpha
+            totals["last_window"] += at.smith(counts[pending, b])
+            totals["replicast"] += exposures[best]
+            totals["oracle"] += at.smith(counts[pending, b + 1])
+            for name, value in exposures.items():
+                scorer_exposure[name] += value
+        choice.learn(alpha, exposures)
     alpha, oracle = totals["alphabetical"], totals["oracle"]
     return {
         "policies": {
