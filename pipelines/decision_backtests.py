@@ -267,9 +267,7 @@ def _window_index(trace: pd.DataFrame, window: str | int | None, timed: bool) ->
 class _Boundary:
     """One window boundary of a trace replay: the pending set and the next window's reads."""
 
-    rows: np.ndarray  # feature rows of the pending segments
-    pending: np.ndarray  # their key indices
-    names: list[str]
+    names: list[str]  # of the pending segments
     cost: np.ndarray  # seconds on the link; the set takes exactly one window
     item: np.ndarray  # per read of the next window: index in the pending set, or -1
     when: np.ndarray  # per read: position in the next window (0..1)
@@ -404,7 +402,7 @@ def backtest_priority(
         position[pending] = np.arange(len(pending))
         nxt = np.arange(win_start[b + 1], win_start[b + 2])
         at = _Boundary(
-            rows, pending, keys[pending].tolist(), size[pending] / size[pending].sum(),
+            keys[pending].tolist(), size[pending] / size[pending].sum(),
             position[key_idx[nxt]], frac[nxt],
         )  # fmt: skip
         frame = features.iloc[rows]
