@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -88,7 +89,13 @@ def register(app: typer.Typer) -> None:
         }
         n_workers = workers or serve_cfg.workers
         if n_workers > 1:  # uvicorn's supervisor; each worker shuts down gracefully itself
-            with tempfile.TemporaryDirectory(prefix="replicast-metrics-") as shared:
+            # one metrics directory for all workers (theirs if the environment names one)
+            given = os.environ.get(MULTIPROC_ENV)
+            with (
+                contextlib.nullcontext(given)
+                if given
+                else tempfile.TemporaryDirectory(prefix="replicast-metrics-")
+            ) as shared:
                 os.environ[MULTIPROC_ENV] = shared  # the spawned workers inherit it
                 uvicorn.run("serving.app:create_app", workers=n_workers, **options)
             return
