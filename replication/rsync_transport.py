@@ -2,7 +2,8 @@
 
 rsync sorts each file list by name, so priority order comes from successive batches:
 one ``rsync --files-from`` call per batch of segments in rank order (1, 1, 2, 4, ...
-segments: the hottest go alone, the tail shares calls). ``--partial-dir`` lets an
+segments: the hottest go alone, the tail shares calls; on an unlimited local link the
+hottest, then the rest). ``--partial-dir`` lets an
 interrupted file resume; the journal lets a resumed run skip finished segments; a
 final ``--delete --existing --ignore-existing`` pass removes extraneous files.
 """
@@ -61,8 +62,15 @@ def rsync_binary() -> str:
     return path
 
 
-def batches(segments: list[SegmentResult]) -> list[list[SegmentResult]]:
-    """Split ranked segments into calls of 1, 1, 2, 4, 8 ... segments (at most 64)."""
+def batches(segments: list[SegmentResult], *, limited: bool = True) -> list[list[SegmentResult]]:
+    """Split ranked segments into calls of 1, 1, 2, 4, 8 ... segments (at most 64).
+
+    On an unlimited local link a call's start-up (tens of ms) outweighs the order within
+    the tail, which copies in a fraction of a second: the hottest segment goes alone,
+    the rest in one call.
+    """
+    if not limited:
+        return [part for part in (segments[:1], segments[1:]) if part]
     out, i, size = [], 0, 1
     while i < len(segments):
         out.append(segments[i : i + size])
@@ -152,7 +160,8 @@ def run_rsync(
             result.planned += [f"delete {p}" for p in _delete_pass(args, source, endpoint, True)]
         return
     t0 = time.monotonic()
-    for batch in batches(todo):
+    limited = bandwidth is not None or endpoint.is_remote
+    for batch in batches(todo, limited=limited):
         reason = budget.stop_reason()
         if reason:
             result.stop_reason = reason

@@ -29,6 +29,10 @@ def test_batches_keep_the_head_alone() -> None:
     segs = [SegmentResult(name=str(i), rank=i) for i in range(10)]
     sizes = [len(b) for b in batches(segs)]
     assert sizes == [1, 1, 2, 4, 2] and sum(sizes) == 10
+    # an unlimited local link: the hottest alone, the rest in one call
+    assert [[s.name for s in b] for b in batches(segs[:3], limited=False)] == [["0"], ["1", "2"]]
+    assert [len(b) for b in batches(segs[:1], limited=False)] == [1]
+    assert batches([], limited=False) == batches([]) == []
 
 
 def test_rsync_transport_copies_updates_and_resumes(tmp_path: Path, settings) -> None:
