@@ -51,7 +51,10 @@ class LightGBMQuantile:
         timezones: series id or region name -> IANA zone for the calendar features.
         n_lags: recent values used as features.
         calibration_steps: newest steps of each series held out for early stopping
-            and conformal residuals.
+            and conformal residuals; a week of hourly steps, so the residual pool holds
+            every day of the week (weekend steps, rare clean-ups) and not only the last
+            few days (on the sample: disk_used_bytes 90 % coverage 0.74 with 72 steps,
+            0.84 with 168; neutral on the real series of bench/real_series.py).
         max_rows: training rows kept (origins are thinned evenly above this).
         n_estimators: maximum boosting rounds.
         learning_rate: boosting learning rate.
@@ -70,7 +73,7 @@ class LightGBMQuantile:
         horizon: int = 24,
         timezones: Mapping[str, str] | None = None,
         n_lags: int = 24,
-        calibration_steps: int = 72,
+        calibration_steps: int = 168,
         max_rows: int = 120_000,
         n_estimators: int = 300,
         learning_rate: float = 0.05,
