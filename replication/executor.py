@@ -32,7 +32,6 @@ from replication.delta_transport import (
     DeltaTransport,
     FileOutcome,
     LinkContext,
-    Prepared,
     TransferAborted,
 )
 from replication.journal import FileRecord, Journal
@@ -348,17 +347,11 @@ class _DeltaRun:
         except (ReplicastError, OSError) as exc:
             self._failed_file(seg, entry.rel, exc)
             return
-        # fsync and rename on the flusher pool: this worker moves on to the next (hotter)
-        # file while the disk flushes this one; the committer fsyncs the directories and
-        # records the renamed files, in order
-        renamed = self._flusher.submit(self._sync_and_rename, prepared)
+        # fsync and rename on the flusher pool (commit fsyncs first): this worker moves on
+        # to the next (hotter) file while the disk flushes this one; the committer fsyncs
+        # the directories and records the renamed files, in order
+        renamed = self._flusher.submit(self.transport.commit, prepared, sync_dir=False)
         self._commits.put((task, renamed))  # blocks while the committer is behind
-
-    def _sync_and_rename(self, prepared: Prepared) -> FileOutcome:
-        """fsync the temp file, then rename it over the target (the directory fsync and the
-        journal record follow in the committer)."""
-        self.transport.sync(prepared)
-        return self.transport.commit(prepared, sync_dir=False)
 
     def _committer(self) -> None:
         """Records renamed files, in order, while the workers prepare the next ones.
