@@ -129,7 +129,7 @@ class DaskRunner:
         self._cluster: Any = None
 
     def __enter__(self) -> Self:
-        from distributed import Client, LocalCluster
+        from distributed import Client, LocalCluster  # deferred: Dask only when asked for
 
         if self.address is None:
             self._cluster = LocalCluster(
@@ -178,7 +178,7 @@ class DaskRunner:
         self, func: Callable[[T], R], items: Iterable[T], *, progress: Progress | None = None
     ) -> list[R]:
         """``func(item)`` for every item on the cluster, results in item order."""
-        from distributed import as_completed
+        from distributed import as_completed  # deferred: Dask only when asked for
 
         todo = list(items)
         if not todo:

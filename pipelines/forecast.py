@@ -27,7 +27,7 @@ from forecasting.lake import Lake
 from forecasting.settings import Settings
 from models.mlflow_registry import LOAD_MODEL, LoadedModel, load_champion
 from pipelines import load_series
-from pipelines.train import recorded_job
+from pipelines.job_runs import recorded_job
 
 logger = logging.getLogger(__name__)
 

@@ -54,6 +54,8 @@ from forecasting.exposure import (
 from forecasting.lake import Lake
 from forecasting.settings import Settings
 from models.hot_segments import HotSegmentModel, predict_next_window
+from models.mlflow_hot_segments import HotSegmentsPyfunc
+from models.mlflow_registry import HOT_SEGMENTS_MODEL, configure, register_with_gate
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +267,7 @@ def score_segments(
 
 def plot_exposure(evaluation: PriorityEvaluation):  # noqa: ANN201 - a matplotlib Figure
     """Bar chart of exposure per ordering (matplotlib Agg figure)."""
-    import matplotlib
+    import matplotlib  # deferred: matplotlib only when a plot is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -295,7 +297,7 @@ def log_evaluation(evaluation: PriorityEvaluation) -> None:
     )
     metrics["hot_segments.ndcg_at_10"] = evaluation.ndcg_at_10
     mlflow.log_metrics({k.replace("@", "_"): float(v) for k, v in metrics.items()})
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib only when a plot is drawn
 
     fig = plot_exposure(evaluation)
     mlflow.log_figure(fig, "decisions/priority_exposure.png")
@@ -334,9 +336,6 @@ def train_hot_segments(
     summary = HotSegmentsSummary(evaluation=evaluation, score=score)
     version = "unregistered"
     if register:
-        from models.mlflow_hot_segments import HotSegmentsPyfunc
-        from models.mlflow_registry import HOT_SEGMENTS_MODEL, configure, register_with_gate
-
         if mlflow.active_run() is None:  # a caller's active run is already configured
             configure(settings)
         log_evaluation(evaluation)

@@ -40,6 +40,7 @@ from forecasting.errors import DataValidationError, ReplicastError, SourceError
 from forecasting.lake import Lake, read_parquet_verified
 from forecasting.schemas import INPUT_SCHEMAS, Schema
 from forecasting.validation import ValidationResult, Validator, empty_quarantine
+from pipelines import sources
 
 if TYPE_CHECKING:
     from forecasting.settings import Settings
@@ -308,13 +309,6 @@ def ingest_uri(
         SourceError: the source failed or cannot be reached.
         DataValidationError: a returned frame lacks a required column.
     """
-    try:
-        from pipelines import sources
-    except ImportError as exc:
-        raise SourceError(
-            f"{redact(uri)}: source URIs need the pipelines.sources package, which failed to "
-            f"import ({exc})"
-        ) from exc
     frames = sources.snapshot(uri, settings)
     if dataset is not None:
         if dataset not in frames:

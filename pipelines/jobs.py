@@ -2,8 +2,9 @@
 
 A job is a callable ``job(settings) -> str | None``; the string it returns is stored
 as the ``detail`` of its ``job_runs`` row (a short JSON summary). Each job imports
-its pipeline lazily, inside the callable, so a pipeline that is missing or broken is
-a clear error when that job runs, not when the scheduler starts.
+its pipeline inside the callable: the pipelines pull in MLflow, LightGBM and Prophet
+(seconds of imports) that the scheduler and ``replicast jobs`` must not pay at start,
+and a broken pipeline is then an error of that job only.
 
 | name | does |
 |---|---|
@@ -36,6 +37,7 @@ def ingest_job(settings: Settings) -> str:
         ConfigError: ``ingest_sources`` is empty.
         ReplicastError: an input was refused (the type of the first refusal).
     """
+    # deferred: keeps the heavy pipeline imports off the scheduler start-up
     from pipelines.ingest import failed_report, ingest_paths, ingest_sample, ingest_uri, is_uri
 
     if not settings.ingest_sources:
@@ -77,6 +79,7 @@ def ingest_job(settings: Settings) -> str:
 
 def train_job(settings: Settings) -> str:
     """Backtest and register the load champions (:func:`pipelines.train.train`)."""
+    # deferred: keeps the heavy pipeline imports off the scheduler start-up
     from pipelines.train import train
 
     report = train(settings, lake=Lake(settings.lake_dir), record=False)  # run_job records
@@ -92,6 +95,7 @@ def train_job(settings: Settings) -> str:
 
 def forecast_job(settings: Settings) -> str:
     """Forecast the next horizon with the champion (:func:`pipelines.forecast.forecast`)."""
+    # deferred: keeps the heavy pipeline imports off the scheduler start-up
     from pipelines.forecast import forecast
 
     report = forecast(settings, lake=Lake(settings.lake_dir), record=False)  # run_job records
@@ -102,6 +106,7 @@ def forecast_job(settings: Settings) -> str:
 
 def plan_job(settings: Settings) -> str:
     """Write sizing plans and priority queues (:func:`pipelines.plan.run_plan`)."""
+    # deferred: keeps the heavy pipeline imports off the scheduler start-up
     from pipelines.plan import run_plan
 
     result = run_plan(settings, lake=Lake(settings.lake_dir))

@@ -40,6 +40,7 @@ from forecasting.sizing_policies import (
     inner_target,
     replay,
 )
+from models.mlflow_registry import configure
 from pipelines import load_series
 from pipelines.hot_segments import (
     HotSegmentsSummary,
@@ -265,7 +266,7 @@ def sizing_evaluation(
 
 def plot_capacity(result: ReplayResult, stamps: pd.DatetimeIndex, title: str):  # noqa: ANN201 - a matplotlib Figure
     """Planned usable capacity per policy against the real load over the replay."""
-    import matplotlib
+    import matplotlib  # deferred: matplotlib only when a plot is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -304,7 +305,7 @@ def evaluate_decisions(
     overall, replays, stamps = sizing_evaluation(settings, lake=lake)
     out = {"priority": priority.as_dict(), "sizing": overall}
     if mlflow.active_run() is not None:
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # deferred: matplotlib only when a plot is drawn
 
         log_evaluation(priority)
         mlflow.log_metrics(
@@ -346,8 +347,6 @@ def run_decisions(settings: Settings, *, lake: Lake) -> DecisionsReport:
     Then ``segment_scores``, ``sizing_plans`` and ``priority_queue`` are written to the
     lake, from the newest load forecasts and segment scores.
     """
-    from models.mlflow_registry import configure
-
     configure(settings)
     with mlflow.start_run(run_name="decisions") as run:
         mlflow.set_tag("job", "decisions")

@@ -36,57 +36,31 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Literal
 
-import pandas as pd
 from croniter import CroniterError, croniter
 
-from forecasting.errors import ConfigError, DataValidationError, ReplicastError
+from forecasting.errors import ConfigError, ReplicastError
 from forecasting.lake import Lake
 from forecasting.settings import Settings
+from pipelines.job_runs import JOB_RUNS, JobRun, record_run  # noqa: F401  JOB_RUNS: re-export for serving/cli/jobs.py
 from pipelines.jobs import JOBS, Job, get_job
 
 logger = logging.getLogger(__name__)
 
-JOB_RUNS = "job_runs"
 #: The longest single sleep, so that a clock jump (suspend, NTP) is noticed soon.
 MAX_SLEEP_S = 60.0
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], None]
-State = Literal["ok", "failed", "skipped_locked"]
 
 
 def utc_now() -> datetime:
     """The current time, timezone-aware UTC (the default clock)."""
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class JobRun:
-    """One run of a job, as recorded in ``job_runs``.
-
-    Attributes:
-        job: the job name.
-        run_id: a fresh hex id.
-        state: ``ok``, ``failed`` or ``skipped_locked``.
-        started: when the run started (UTC, from the scheduler's clock).
-        seconds: wall time spent in the job (0 when skipped).
-        detail: the job's summary, the error, or who holds the lock.
-        error: the exception of a failed run (not recorded in the lake).
-    """
-
-    job: str
-    run_id: str
-    state: State
-    started: datetime
-    seconds: float
-    detail: str
-    error: BaseException | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -190,24 +164,6 @@ def _holder(path: Path) -> str:
         return path.read_text(encoding="utf-8").strip() or "unknown holder"
     except OSError:
         return "unknown holder"
-
-
-def record_run(lake: Lake, run: JobRun) -> None:
-    """Append ``run`` to the ``job_runs`` dataset; a lake error is logged, not raised."""
-    row = pd.DataFrame(
-        {
-            "ts": [pd.Timestamp(run.started)],
-            "job": [run.job],
-            "run_id": [run.run_id],
-            "state": [run.state],
-            "seconds": [float(run.seconds)],
-            "detail": [run.detail],
-        }
-    )
-    try:
-        lake.write(JOB_RUNS, row)
-    except (OSError, DataValidationError) as exc:
-        logger.warning("could not record job run %s/%s in %s: %s", run.job, run.run_id, lake, exc)
 
 
 def run_job(

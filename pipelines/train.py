@@ -13,7 +13,6 @@ MASE across targets, lower is better). A ``job_runs`` row records the outcome.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import multiprocessing
@@ -21,11 +20,9 @@ import os
 import reprlib
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from queue import Empty
@@ -51,8 +48,9 @@ from models.mlflow_registry import (
     register_with_gate,
 )
 from pipelines import load_series
+from pipelines.dask_runner import make_runner
+from pipelines.job_runs import recorded_job
 from pipelines.plots import forecast_vs_actual
-from pipelines.schedule import JobRun, record_run
 
 logger = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -88,37 +86,6 @@ class TrainReport:
     seconds: float
     models: list[str] = field(default_factory=list)
     folds: int = 0
-
-
-def recorded_job(
-    lake: Lake,
-    job: str,
-    work: Callable[[], R],
-    summary: Callable[[R], tuple[str, dict[str, Any]]],
-) -> R:
-    """Run ``work`` and append its outcome to ``job_runs``, as the scheduler does.
-
-    ``summary(result)`` gives the run id to record and the detail (as JSON). A failure is
-    recorded as ``failed`` with the error, then re-raised; a lake error is only logged.
-    """
-    started_at = datetime.now(UTC)
-    started = time.perf_counter()
-    try:
-        result = work()
-    except Exception as exc:
-        detail = f"{type(exc).__name__}: {exc}"[:2000]
-        run = JobRun(job, uuid.uuid4().hex, "failed", started_at, _since(started), detail)
-        record_run(lake, run)
-        raise
-    run_id, detail_json = summary(result)
-    record_run(
-        lake, JobRun(job, run_id, "ok", started_at, _since(started), json.dumps(detail_json))
-    )
-    return result
-
-
-def _since(started: float) -> float:
-    return time.perf_counter() - started
 
 
 def _metric_key(*parts: str) -> str:
@@ -208,8 +175,6 @@ def _run_on_dask(
     jobs: list[_TargetJob], dask: str, tick: Callable[[str, int], None]
 ) -> list[_TargetOutcome]:
     """Run the per-target jobs on a Dask cluster (``"local"`` or ``tcp://host:port``)."""
-    from pipelines.dask_runner import make_runner
-
     steps = len(jobs[0].models) * jobs[0].folds + 1 if jobs else 0
 
     def finished(done: int, total: int) -> None:

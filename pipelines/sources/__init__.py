@@ -37,11 +37,11 @@ def snapshot(uri: str, settings: Settings) -> dict[str, pd.DataFrame]:
     """
     scheme = urlsplit(uri).scheme
     if scheme in ("postgresql", "postgres"):
-        from pipelines.sources import postgres
+        from pipelines.sources import postgres  # deferred: psycopg only for postgresql://
 
         return postgres.snapshot(uri, settings)
     if scheme in ("prometheus", "prometheus+https"):
-        from pipelines.sources import prometheus
+        from pipelines.sources import prometheus  # deferred: httpx only for prometheus://
 
         return prometheus.snapshot(uri, settings)
     raise SourceError(

@@ -11,8 +11,9 @@ import pytest
 from forecasting.errors import ConfigError, DataValidationError, UnknownKeyError
 from forecasting.lake import Lake
 from forecasting.settings import Settings
+from pipelines.job_runs import JOB_RUNS
 from pipelines.jobs import JOBS, get_job, ingest_job
-from pipelines.schedule import JOB_RUNS, run_job
+from pipelines.schedule import run_job
 from tests.conftest import SAMPLE_DIR
 
 

@@ -17,8 +17,8 @@ import pytest
 from forecasting.errors import ConfigError
 from forecasting.lake import Lake
 from forecasting.settings import Settings
+from pipelines.job_runs import JOB_RUNS
 from pipelines.schedule import (
-    JOB_RUNS,
     Scheduler,
     job_lock,
     lock_path,
