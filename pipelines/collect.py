@@ -17,12 +17,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +30,7 @@ from forecasting.durable import fsync_dir
 from forecasting.errors import SourceError
 from forecasting.lake import Lake
 from forecasting.settings import Settings
+from pipelines import signals
 from pipelines.ingest import ingest_frame
 from pipelines.sources import postgres
 
@@ -198,21 +198,8 @@ class Collector:
         return total
 
 
-@contextmanager
-def stop_on_signals(
-    stop: threading.Event, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
-) -> Iterator[threading.Event]:
-    """Set ``stop`` on SIGTERM/SIGINT while inside the block (main thread only)."""
-    previous = {sig: signal.getsignal(sig) for sig in signals}
-
-    def _handler(signum: int, _frame: object) -> None:
-        logger.info("signal %s: stopping after the current tick", signal.Signals(signum).name)
-        stop.set()
-
-    for sig in signals:
-        signal.signal(sig, _handler)
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+#: The collector's stop: the first SIGTERM/SIGINT sets the event and the loop ends between
+#: ticks; a second signal does not interrupt a tick (its lake write finishes).
+stop_on_signals = partial(
+    signals.stop_on_signals, interrupt_on_second=False, after="the current tick"
+)

@@ -18,7 +18,7 @@ Every run, whatever its outcome, is one row of the ``job_runs`` lake dataset:
 error, or who holds the lock). A job that raises is logged and recorded as
 ``failed``; the scheduler goes on with the next one.
 
-:meth:`Scheduler.stop` (or SIGTERM/SIGINT under :func:`stop_on_signals`) ends the
+:meth:`Scheduler.stop` (or SIGTERM/SIGINT under :func:`pipelines.signals.stop_on_signals`) ends the
 loop after the job that is running, if any, has finished and been recorded; a
 second signal interrupts that job at once.
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import signal
 import threading
 import time
 import uuid
@@ -39,7 +38,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 
 from croniter import CroniterError, croniter
 
@@ -48,6 +46,7 @@ from forecasting.lake import Lake
 from forecasting.settings import Settings
 from pipelines.job_runs import JOB_RUNS, JobRun, record_run  # noqa: F401  JOB_RUNS: re-export for serving/cli/jobs.py
 from pipelines.jobs import JOBS, Job, get_job
+from pipelines.signals import stop_on_signals  # noqa: F401  re-export for serving/cli/jobs.py
 
 logger = logging.getLogger(__name__)
 
@@ -331,28 +330,3 @@ class Scheduler:
 
 def _describe(due: Mapping[str, datetime]) -> str:
     return ", ".join(f"{name} next at {when:%Y-%m-%d %H:%M} UTC" for name, when in due.items())
-
-
-@contextmanager
-def stop_on_signals(
-    scheduler: Scheduler, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
-) -> Iterator[None]:
-    """Within the block, the first SIGTERM/SIGINT stops ``scheduler`` cleanly.
-
-    The loop ends after the running job finishes and is recorded; a second signal
-    raises ``KeyboardInterrupt`` to interrupt that job at once (its lock is still
-    released). The previous handlers come back on exit. Main thread only.
-    """
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if scheduler.stopping:
-            raise KeyboardInterrupt
-        logger.info("%s received: stopping after the running job", signal.Signals(signum).name)
-        scheduler.stop()
-
-    previous = {sig: signal.signal(sig, handler) for sig in signals}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

@@ -333,7 +333,8 @@ import sys, time
 from datetime import datetime, timedelta, UTC
 from pathlib import Path
 from forecasting.settings import get_settings
-from pipelines.schedule import Scheduler, next_run, stop_on_signals, utc_now
+from pipelines.schedule import Scheduler, next_run, utc_now
+from pipelines.signals import stop_on_signals
 
 marks = Path(sys.argv[1])
 start = utc_now()
