@@ -9,7 +9,7 @@ import pytest
 
 from forecasting.errors import ConfigError
 from forecasting.settings import Settings
-from serving.app import create_app
+from serving.http.app import create_app
 from tests.serving.live import live_server
 
 TOKEN = "s3cret-token"

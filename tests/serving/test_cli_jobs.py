@@ -13,7 +13,7 @@ from forecasting.lake import Lake
 from forecasting.settings import get_settings
 from pipelines.schedule import JOB_RUNS, JobRun, job_lock, lock_path, record_run
 from serving.cli import app
-from serving.cli_jobs import EXIT_LOCKED
+from serving.cli.jobs import EXIT_LOCKED
 from tests.conftest import SAMPLE_DIR
 
 WIDE = {"COLUMNS": "200"}

@@ -11,19 +11,13 @@ from typer.testing import CliRunner
 
 from forecasting.lake import read_parquet_verified
 from forecasting.schemas import NODE_METRICS, SEGMENT_ACCESS
-from serving import cli_simulate
+from serving.cli import app as replicast
+from serving.cli import simulate as cli_simulate
 
 
 @pytest.fixture
 def app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def _root() -> None:
-        """replicast (test app holding only the simulate command)."""
-
-    cli_simulate.register(app)
-    return app
+    return replicast
 
 
 def test_simulate_writes_both_datasets_with_extra_clusters(

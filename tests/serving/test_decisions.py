@@ -8,7 +8,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from serving.app import create_app
+from serving.http.app import create_app
 from tests.serving.conftest import Registry
 from tests.serving.live import live_server, ready, wait_until
 

@@ -14,7 +14,7 @@ from forecasting.errors import (
     SourceError,
     UnknownKeyError,
 )
-from serving.errors import status_code
+from serving.http.errors import status_code
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.app import create_app
+from serving.http.app import create_app
 from tests.serving.conftest import HORIZON, QUANTILES, Registry
 from tests.serving.live import live_server, ready, wait_until
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 
-from serving.app import create_app
+from serving.http.app import create_app
 from tests.serving.conftest import TOKEN, Registry
 from tests.serving.live import live_server, ready, wait_until
 
@@ -105,7 +105,7 @@ def test_model_output_is_made_serialisable() -> None:
     import numpy as np
     import orjson
 
-    from serving.model_cache import _serialisable
+    from serving.http.services.model_cache import _serialisable
 
     table = np.arange(12, dtype=np.float32).reshape(4, 3)
     out = _serialisable(
@@ -127,8 +127,8 @@ def test_new_lake_data_refreshes_the_cached_history(registry: Registry, tmp_path
 
     from forecasting.lake import Lake
     from pipelines.simulate import simulate_fleet
-    from serving.metrics import ServiceMetrics
-    from serving.model_cache import ModelCache
+    from serving.http.metrics import ServiceMetrics
+    from serving.http.services.model_cache import ModelCache
 
     settings = registry.settings.model_copy(update={"data_dir": tmp_path / "var"})
     sim = simulate_fleet(settings.fleet, start="2026-10-01", days=12, seed=7, nodes_per_region=1)

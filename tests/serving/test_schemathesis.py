@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.app import create_app
+from serving.http.app import create_app
 from tests.conftest import IN_CI, require
 from tests.serving.conftest import TOKEN, Registry
 from tests.serving.live import live_server, ready, wait_until

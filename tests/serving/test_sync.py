@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.app import create_app
+from serving.http.app import create_app
 from tests.serving.conftest import TOKEN, Registry
 from tests.serving.live import live_server, wait_until
 

@@ -21,11 +21,11 @@ from pipelines.simulate import (
     scale_fleet,
     write_simulation,
 )
-from serving.cli_errors import handle_errors
+from serving.cli.errors import handle_errors
 
 console = Console()
 
-__all__ = ["NODE_FILE", "SEGMENT_FILE", "register", "simulate"]
+__all__ = ["NODE_FILE", "SEGMENT_FILE", "app", "simulate"]
 
 
 def simulate(
@@ -151,6 +151,7 @@ def _load_table(summary: SimulationSummary, limit: int = 12) -> Table:
     return table
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
-    app.command("simulate")(handle_errors(simulate))
+app = typer.Typer(add_completion=False)
+
+
+app.command("simulate")(handle_errors(simulate))

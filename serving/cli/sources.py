@@ -12,7 +12,7 @@ from forecasting.errors import ConfigError
 from forecasting.lake import Lake
 from forecasting.settings import get_settings
 from pipelines.collect import Collector, TickReport, stop_on_signals
-from serving.cli_errors import handle_errors
+from serving.cli.errors import handle_errors
 
 console = Console()
 
@@ -80,6 +80,7 @@ def collect(
     )
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
-    app.command("collect")(collect)
+app = typer.Typer(add_completion=False)
+
+
+app.command("collect")(collect)

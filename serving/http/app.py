@@ -1,6 +1,6 @@
 """The FastAPI application factory: ``create_app(settings) -> FastAPI``.
 
-Nothing is built at import. ``uvicorn --factory serving.app:create_app`` (what
+Nothing is built at import. ``uvicorn --factory serving.http.app:create_app`` (what
 ``replicast serve`` runs) calls the factory in each worker. The lifespan loads
 the champion in the background, refreshes it every
 ``settings.serve.refresh_seconds`` and, on shutdown, cancels sync runs still
@@ -21,14 +21,20 @@ from fastapi import FastAPI
 from forecasting.errors import ConfigError
 from forecasting.lake import Lake
 from forecasting.settings import Settings, get_settings
-from serving.errors import install_error_handlers
+from serving.http.errors import install_error_handlers
+from serving.http.metrics import ServiceMetrics
+from serving.http.middleware import RequestContextMiddleware, build_access_log
+from serving.http.routes import admin, forecast, health, priorities, sizing, sync
+from serving.http.services.model_cache import (
+    Loader,
+    ModelCache,
+    VersionProbe,
+    registry_loader,
+    registry_probe,
+)
+from serving.http.services.priority_view import PriorityQueueView
+from serving.http.services.sync_runs import SyncRunManager
 from serving.logs import configure_logging
-from serving.metrics import ServiceMetrics
-from serving.middleware import RequestContextMiddleware, build_access_log
-from serving.model_cache import Loader, ModelCache, VersionProbe, registry_loader, registry_probe
-from serving.priority_view import PriorityQueueView
-from serving.routes import admin, forecast, health, priorities, sizing, sync
-from serving.sync_runs import SyncRunManager
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +115,7 @@ def create_app(
         max_body_size=MAX_BODY_BYTES,
     )
     app.state.settings = settings
-    app.state.draining = False  # set by serving.server.DrainingServer on SIGTERM
+    app.state.draining = False  # set by serving.http.server.DrainingServer on SIGTERM
     app.state.metrics = metrics
     app.state.model_cache = cache
     app.state.lake = Lake(settings.lake_dir)

@@ -1,4 +1,4 @@
-"""Turn a :class:`~serving.schemas.ForecastRequest` into a response payload, without pandas.
+"""Turn a :class:`~serving.http.schemas.ForecastRequest` into a response payload, without pandas.
 
 This is the hot path of the service: cached NumPy history in, the model's
 ``forecast_arrays`` fast path, a plain dict out (serialised by orjson).
@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from forecasting.errors import DataValidationError
-from serving.model_cache import ServingModel
-from serving.schemas import AdhocHistory, ForecastRequest
+from serving.http.schemas import AdhocHistory, ForecastRequest
+from serving.http.services.model_cache import ServingModel
 
 #: Longest grid an ad-hoc history may span (in model steps), gaps included.
 MAX_ADHOC_STEPS = 20_000

@@ -6,9 +6,9 @@ import asyncio
 
 from fastapi import APIRouter
 
-from serving.deps import ModelDep, SettingsDep
-from serving.schemas import SizingRequest, SizingResponse, error_responses
-from serving.sizing_service import plan
+from serving.http.deps import ModelDep, SettingsDep
+from serving.http.schemas import SizingRequest, SizingResponse, error_responses
+from serving.http.services.sizing_service import plan
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 

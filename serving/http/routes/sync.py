@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 
-from serving.deps import TokenRequired
-from serving.schemas import SyncRunRequest, SyncRunStatus, error_responses
-from serving.sync_runs import SyncRunManager
+from serving.http.deps import TokenRequired
+from serving.http.schemas import SyncRunRequest, SyncRunStatus, error_responses
+from serving.http.services.sync_runs import SyncRunManager
 
 router = APIRouter(prefix="/v1/sync", tags=["sync"])
 

@@ -14,7 +14,7 @@ from forecasting.settings import get_settings
 from models.catalog import known_models
 from pipelines.series_backtest import CHAMPION, SeriesBacktestReport, run_series_backtest
 from pipelines.series_files import discover, load_series, write_json_atomic
-from serving.cli_errors import handle_errors
+from serving.cli.errors import handle_errors
 
 console = Console()
 
@@ -126,6 +126,7 @@ def _print_summary(report: SeriesBacktestReport) -> None:
     console.print(table)
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
-    app.command("backtest")(backtest_series)
+app = typer.Typer(add_completion=False)
+
+
+app.command("backtest")(backtest_series)

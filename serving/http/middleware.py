@@ -20,7 +20,7 @@ import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.metrics import ServiceMetrics
+from serving.http.metrics import ServiceMetrics
 
 ACCESS_LOGGER = "replicast.access"
 
@@ -89,7 +89,7 @@ class RequestContextMiddleware:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
-        self.state = state  # app.state: ``draining`` asks clients to close (see serving.server)
+        self.state = state  # app.state: ``draining`` asks clients to close (serving.http.server)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -24,7 +24,7 @@ from replication.executor import run_sync
 from replication.limits import parse_rate, parse_size
 from replication.progress import ProgressSnapshot
 from replication.request import OrderName, SyncRequest, SyncResult, TransportName
-from serving.cli_errors import handle_errors
+from serving.cli.errors import handle_errors
 
 console = Console()
 
@@ -186,6 +186,7 @@ def _choice(value: str, allowed: tuple[str, ...], option: str) -> TransportName 
     return value  # type: ignore[return-value]
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
-    app.command("sync")(handle_errors(sync))
+app = typer.Typer(add_completion=False)
+
+
+app.command("sync")(handle_errors(sync))

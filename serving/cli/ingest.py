@@ -24,7 +24,7 @@ from pipelines.ingest import (
     sample_paths,
     schema_for,
 )
-from serving.cli_errors import handle_errors
+from serving.cli.errors import handle_errors
 
 SOURCE_HELP = (
     "What to ingest (repeatable): 'sample' (the shipped sample fleet), a CSV/Parquet file, "
@@ -37,45 +37,43 @@ DATASET_HELP = (
 )
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+app = typer.Typer(add_completion=False)
 
-    @app.command("ingest")
-    @handle_errors
-    def ingest(
-        source: list[str] = typer.Option(["sample"], "--source", "-s", help=SOURCE_HELP),
-        dataset: str | None = typer.Option(None, "--dataset", "-d", help=DATASET_HELP),
-    ) -> None:
-        """Validate inputs and load them into the lake; bad rows go to the quarantine.
 
-        Rows that fail validation (missing or mistyped value, out of range, bad
-        timestamp, duplicate) are written to the `quarantine` dataset with their
-        file, row number and reason, and the good rows still land. An input
-        that cannot be used at all (unreadable, corrupt, missing a required
-        column) is reported and the command exits non-zero after the others.
-        Ingesting the same data twice gives the same lake.
-        """
-        if dataset is not None:
-            schema_for(dataset)  # an unknown name is refused before any file is read
-        settings = get_settings()
-        console = Console()
-        lake = Lake(settings.lake_dir)
-        reports, failures = run_ingest(source, lake=lake, settings=settings, dataset=dataset)
-        console.print(summary_table(reports))
-        good = sum(r.rows_good for r in reports)
-        bad = sum(r.rows_quarantined for r in reports)
-        console.print(
-            f"{good} row(s) written to {settings.lake_dir}, {bad} quarantined "
-            "(dataset 'quarantine')."
+@app.command("ingest")
+@handle_errors
+def ingest(
+    source: list[str] = typer.Option(["sample"], "--source", "-s", help=SOURCE_HELP),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help=DATASET_HELP),
+) -> None:
+    """Validate inputs and load them into the lake; bad rows go to the quarantine.
+
+    Rows that fail validation (missing or mistyped value, out of range, bad
+    timestamp, duplicate) are written to the `quarantine` dataset with their
+    file, row number and reason, and the good rows still land. An input
+    that cannot be used at all (unreadable, corrupt, missing a required
+    column) is reported and the command exits non-zero after the others.
+    Ingesting the same data twice gives the same lake.
+    """
+    if dataset is not None:
+        schema_for(dataset)  # an unknown name is refused before any file is read
+    settings = get_settings()
+    console = Console()
+    lake = Lake(settings.lake_dir)
+    reports, failures = run_ingest(source, lake=lake, settings=settings, dataset=dataset)
+    console.print(summary_table(reports))
+    good = sum(r.rows_good for r in reports)
+    bad = sum(r.rows_quarantined for r in reports)
+    console.print(
+        f"{good} row(s) written to {settings.lake_dir}, {bad} quarantined (dataset 'quarantine')."
+    )
+    if failures:
+        first = failures[0]
+        if len(failures) == 1:
+            raise first
+        raise type(first)(
+            f"{len(failures)} of {len(reports)} input(s) refused (see the table); first: {first}"
         )
-        if failures:
-            first = failures[0]
-            if len(failures) == 1:
-                raise first
-            raise type(first)(
-                f"{len(failures)} of {len(reports)} input(s) refused (see the table); "
-                f"first: {first}"
-            )
 
 
 def run_ingest(

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from forecasting.errors import UnknownKeyError
-from serving.deps import SettingsDep
-from serving.schemas import PrioritiesResponse, error_responses
+from serving.http.deps import SettingsDep
+from serving.http.schemas import PrioritiesResponse, error_responses
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 

@@ -30,8 +30,8 @@ from forecasting.errors import (
 )
 from forecasting.lake import Lake
 from forecasting.settings import Settings
-from serving.metrics import ServiceMetrics
-from serving.series_cache import SeriesCache, lake_stamp, load_series_cache
+from serving.http.metrics import ServiceMetrics
+from serving.http.services.series_cache import SeriesCache, lake_stamp, load_series_cache
 
 logger = logging.getLogger(__name__)
 

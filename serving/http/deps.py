@@ -2,7 +2,7 @@
 
 Every dependency is ``async def`` so FastAPI runs it on the event loop (a plain
 ``def`` dependency would cost a thread-pool hop on the hot path). Objects come
-from ``app.state``, set up by :func:`serving.app.create_app`.
+from ``app.state``, set up by :func:`serving.http.app.create_app`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from forecasting.lake import Lake
 from forecasting.settings import Settings
-from serving.metrics import ServiceMetrics
-from serving.model_cache import ModelCache, ServingModel
+from serving.http.metrics import ServiceMetrics
+from serving.http.services.model_cache import ModelCache, ServingModel
 
 _bearer = HTTPBearer(
     auto_error=False,

@@ -23,7 +23,7 @@ from pipelines.schedule import (
     stop_on_signals,
     utc_now,
 )
-from serving.cli_errors import err_console, handle_errors
+from serving.cli.errors import err_console, handle_errors
 
 #: Exit code of `replicast run` when another run of the job holds its lock (EX_TEMPFAIL).
 EXIT_LOCKED = 75
@@ -88,62 +88,63 @@ def _report(console: Console, run: JobRun) -> None:
     raise typer.Exit(1)
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+app = typer.Typer(add_completion=False)
 
-    @app.command("schedule")
-    @handle_errors
-    def schedule(
-        once: str | None = typer.Option(None, "--once", metavar="JOB", help=ONCE_HELP),
-        list_: bool = typer.Option(False, "--list", help=LIST_HELP),
-        count: int = typer.Option(3, "--count", "-n", min=1, help=COUNT_HELP),
-    ) -> None:
-        """Run the batch jobs at the cron times of the settings' [schedule] table.
 
-        Cron expressions are in UTC (default: ingest every 15 minutes, forecast at
-        :05 and plan at :10 every hour, train at 03:00). Jobs run one after the
-        other in this process. Never two runs of a kind at once: each run takes a
-        lock under <data_dir>/locks/, and a run that finds it held (another
-        scheduler, `replicast run`) is skipped. Every run is recorded in the
-        job_runs dataset. A failing job is logged and the scheduler goes on.
-        SIGTERM or Ctrl-C stops after the running job; a second one interrupts it.
-        """
-        settings = get_settings()
-        console = Console()
-        if list_:
-            scheduler = Scheduler(settings)  # validates the schedule
-            console.print(
-                schedule_table(
-                    {e.name: e.cron for e in scheduler.entries},
-                    scheduler.lake,
-                    now=utc_now(),
-                    count=count,
-                )
+@app.command("schedule")
+@handle_errors
+def schedule(
+    once: str | None = typer.Option(None, "--once", metavar="JOB", help=ONCE_HELP),
+    list_: bool = typer.Option(False, "--list", help=LIST_HELP),
+    count: int = typer.Option(3, "--count", "-n", min=1, help=COUNT_HELP),
+) -> None:
+    """Run the batch jobs at the cron times of the settings' [schedule] table.
+
+    Cron expressions are in UTC (default: ingest every 15 minutes, forecast at
+    :05 and plan at :10 every hour, train at 03:00). Jobs run one after the
+    other in this process. Never two runs of a kind at once: each run takes a
+    lock under <data_dir>/locks/, and a run that finds it held (another
+    scheduler, `replicast run`) is skipped. Every run is recorded in the
+    job_runs dataset. A failing job is logged and the scheduler goes on.
+    SIGTERM or Ctrl-C stops after the running job; a second one interrupts it.
+    """
+    settings = get_settings()
+    console = Console()
+    if list_:
+        scheduler = Scheduler(settings)  # validates the schedule
+        console.print(
+            schedule_table(
+                {e.name: e.cron for e in scheduler.entries},
+                scheduler.lake,
+                now=utc_now(),
+                count=count,
             )
+        )
+        return
+    scheduler = Scheduler(settings)
+    with stop_on_signals(scheduler):
+        if once is not None:
+            run = scheduler.run_once(once)
+            if run is not None:
+                _report(console, run)
             return
-        scheduler = Scheduler(settings)
-        with stop_on_signals(scheduler):
-            if once is not None:
-                run = scheduler.run_once(once)
-                if run is not None:
-                    _report(console, run)
-                return
-            runs = scheduler.run()
-        failed = sum(r.state == "failed" for r in runs)
-        console.print(f"scheduler stopped: {len(runs)} run(s), {failed} failed")
+        runs = scheduler.run()
+    failed = sum(r.state == "failed" for r in runs)
+    console.print(f"scheduler stopped: {len(runs)} run(s), {failed} failed")
 
-    @app.command("run")
-    @handle_errors
-    def run(job: str = typer.Argument(..., metavar="JOB", help=JOB_HELP)) -> None:
-        """Run one batch job now, under the same lock as the scheduler.
 
-        The run is recorded in the job_runs dataset. Exit code 0 when it
-        succeeded, 75 when another run of the same job holds the lock (nothing
-        was done), otherwise the code of the job's error.
-        """
-        settings = get_settings()
-        console = Console()
-        func = get_job(job)
-        with console.status(f"running {job} ..."):
-            outcome = run_job(job, settings, job=func)
-        _report(console, outcome)
+@app.command("run")
+@handle_errors
+def run(job: str = typer.Argument(..., metavar="JOB", help=JOB_HELP)) -> None:
+    """Run one batch job now, under the same lock as the scheduler.
+
+    The run is recorded in the job_runs dataset. Exit code 0 when it
+    succeeded, 75 when another run of the same job holds the lock (nothing
+    was done), otherwise the code of the job's error.
+    """
+    settings = get_settings()
+    console = Console()
+    func = get_job(job)
+    with console.status(f"running {job} ..."):
+        outcome = run_job(job, settings, job=func)
+    _report(console, outcome)

@@ -21,7 +21,7 @@ from typing import Any
 
 from forecasting.errors import DataValidationError, ReplicastError, UnknownKeyError
 from forecasting.settings import Settings
-from serving.metrics import ServiceMetrics
+from serving.http.metrics import ServiceMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ class SyncRunManager:
         logger.info("sync run %s ended: %s", run.run_id, run.state)
 
     def describe(self, run: SyncRun) -> dict[str, Any]:
-        """A JSON-ready view of ``run`` (see ``serving.schemas.SyncRunStatus``)."""
+        """A JSON-ready view of ``run`` (see ``serving.http.schemas.SyncRunStatus``)."""
         with self._lock:
             snap = run.progress
             result = run.result

@@ -10,8 +10,8 @@ import pandas as pd
 from forecasting.errors import DataValidationError, UnknownKeyError
 from forecasting.settings import Fleet, Settings, SizingConfig
 from forecasting.sizing import plan_series
-from serving.model_cache import ServingModel
-from serving.schemas import SizingRequest
+from serving.http.schemas import SizingRequest
+from serving.http.services.model_cache import ServingModel
 
 
 def _forecast_frame(model: ServingModel, target: str, series_id: str, horizon: int) -> pd.DataFrame:

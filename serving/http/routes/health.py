@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from serving.deps import LakeDep, MetricsDep, ModelCacheDep
-from serving.schemas import Health, Readiness
+from serving.http.deps import LakeDep, MetricsDep, ModelCacheDep
+from serving.http.schemas import Health, Readiness
 
 router = APIRouter(tags=["health"])
 

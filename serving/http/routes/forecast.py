@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 from fastapi import APIRouter, Response
 
-from serving.deps import ModelDep
-from serving.forecast_service import forecast_payload
-from serving.schemas import ForecastRequest, ForecastResponse, error_responses
+from serving.http.deps import ModelDep
+from serving.http.schemas import ForecastRequest, ForecastResponse, error_responses
+from serving.http.services.forecast_service import forecast_payload
 
 router = APIRouter(prefix="/v1", tags=["forecast"])
 

@@ -7,8 +7,8 @@ import asyncio
 from fastapi import APIRouter
 
 from forecasting.errors import ModelNotFoundError
-from serving.deps import ModelCacheDep, TokenRequired
-from serving.schemas import ReloadResult, error_responses
+from serving.http.deps import ModelCacheDep, TokenRequired
+from serving.http.schemas import ReloadResult, error_responses
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[TokenRequired])
 

@@ -19,7 +19,7 @@ from rich.table import Table
 from forecasting.errors import ModelNotFoundError
 from forecasting.lake import Lake
 from forecasting.settings import Settings, get_settings
-from serving.cli_errors import handle_errors
+from serving.cli.errors import handle_errors
 
 MODELS_HELP = (
     "Models to backtest (repeatable): lightgbm, prophet, seasonal_naive_day, "
@@ -119,7 +119,7 @@ def _train_summary(report: Any) -> dict[str, dict[str, Any]]:
 
 def _ingest_sample(lake: Lake, console: Console) -> None:
     from pipelines.ingest import ingest_sample
-    from serving.cli_ingest import summary_table as ingest_table
+    from serving.cli.ingest import summary_table as ingest_table
 
     with console.status("ingesting data/sample/ ..."):
         reports = ingest_sample(lake)
@@ -141,7 +141,7 @@ def _run_forecast(settings: Settings, lake: Lake, console: Console) -> Any:
 
 def _run_decisions(settings: Settings, lake: Lake, console: Console) -> None:
     from pipelines.plan import run_decisions
-    from serving.cli_decisions import plan_tables, priority_table, sizing_table
+    from serving.cli.decisions import plan_tables, priority_table, sizing_table
 
     with console.status("hot-segment model, decision backtests, today's plan ..."):
         report = run_decisions(settings, lake=lake)
@@ -156,128 +156,130 @@ def _run_decisions(settings: Settings, lake: Lake, console: Console) -> None:
         console.print(table)
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+app = typer.Typer(add_completion=False)
 
-    @app.command("train")
-    @handle_errors
-    def train(
-        ingest_sample: bool = typer.Option(
-            False,
-            "--ingest-sample",
-            help="First load the shipped sample fleet (data/sample/) into the lake, and "
-            "after training write the next horizon of forecasts.",
-        ),
-        models: list[str] = typer.Option(None, "--models", "-m", help=MODELS_HELP),
-        folds: int = typer.Option(None, "--folds", "-k", min=1, help=FOLDS_HELP),
-        decisions: bool = typer.Option(
-            True,
-            "--decisions/--no-decisions",
-            help="With --ingest-sample: also train the hot-segment model, evaluate the "
-            "priority and sizing decisions against the simple rules (logged to MLflow) and "
-            "write today's sizing plan and priority queues.",
-        ),
-        dask: str | None = typer.Option(
-            None,
-            "--dask",
-            metavar="local|tcp://HOST:PORT",
-            help="Spread the per-target backtests over a Dask cluster: 'local' starts one "
-            "on this machine (2 worker processes), tcp://scheduler:8786 uses a running one. "
-            "Default: local worker processes, one per target.",
-        ),
-    ) -> None:
-        """Backtest the load models, pick a champion per target and register it in MLflow.
 
-        For every target (qps_total, cpu_util, repl_bytes, disk_used_bytes) the
-        hourly series of each cluster/region are built from node_metrics, every
-        model is backtested on rolling origins (MASE, pinball loss, 90 % interval
-        coverage), the best MASE wins and is refitted on all the data. The
-        champions are registered together as `replicast-load`; the alias
-        `champion` moves only if the new version beats the current champion's
-        score (mean champion MASE), otherwise it becomes `challenger`.
-        """
-        from pipelines.train import train as run_train
+@app.command("train")
+@handle_errors
+def train(
+    ingest_sample: bool = typer.Option(
+        False,
+        "--ingest-sample",
+        help="First load the shipped sample fleet (data/sample/) into the lake, and "
+        "after training write the next horizon of forecasts.",
+    ),
+    models: list[str] = typer.Option(None, "--models", "-m", help=MODELS_HELP),
+    folds: int = typer.Option(None, "--folds", "-k", min=1, help=FOLDS_HELP),
+    decisions: bool = typer.Option(
+        True,
+        "--decisions/--no-decisions",
+        help="With --ingest-sample: also train the hot-segment model, evaluate the "
+        "priority and sizing decisions against the simple rules (logged to MLflow) and "
+        "write today's sizing plan and priority queues.",
+    ),
+    dask: str | None = typer.Option(
+        None,
+        "--dask",
+        metavar="local|tcp://HOST:PORT",
+        help="Spread the per-target backtests over a Dask cluster: 'local' starts one "
+        "on this machine (2 worker processes), tcp://scheduler:8786 uses a running one. "
+        "Default: local worker processes, one per target.",
+    ),
+) -> None:
+    """Backtest the load models, pick a champion per target and register it in MLflow.
 
-        started = time.perf_counter()
-        _quiet_libraries()
-        settings = get_settings()
-        console = Console()
-        lake = Lake(settings.lake_dir)
-        if ingest_sample:
-            _ingest_sample(lake, console)
-        with _progress(Console(stderr=True)) as progress:
-            task = progress.add_task("training", total=None)
+    For every target (qps_total, cpu_util, repl_bytes, disk_used_bytes) the
+    hourly series of each cluster/region are built from node_metrics, every
+    model is backtested on rolling origins (MASE, pinball loss, 90 % interval
+    coverage), the best MASE wins and is refitted on all the data. The
+    champions are registered together as `replicast-load`; the alias
+    `champion` moves only if the new version beats the current champion's
+    score (mean champion MASE), otherwise it becomes `challenger`.
+    """
+    from pipelines.train import train as run_train
 
-            def hook(stage: str, done: int, total: int) -> None:
-                progress.update(task, description=stage, completed=done, total=total)
+    started = time.perf_counter()
+    _quiet_libraries()
+    settings = get_settings()
+    console = Console()
+    lake = Lake(settings.lake_dir)
+    if ingest_sample:
+        _ingest_sample(lake, console)
+    with _progress(Console(stderr=True)) as progress:
+        task = progress.add_task("training", total=None)
 
-            report = run_train(
-                settings,
-                lake=lake,
-                progress=hook,
-                models=list(models) if models else None,  # type: ignore[arg-type]
-                folds=folds,
-                dask=dask,
-            )
-        console.print(
-            summary_table(
-                _train_summary(report),
-                title=f"backtest: {report.folds} folds x {settings.forecast.horizon} h, "
-                f"data {report.data_start:%Y-%m-%d} .. {report.data_end:%Y-%m-%d}",
-            )
+        def hook(stage: str, done: int, total: int) -> None:
+            progress.update(task, description=stage, completed=done, total=total)
+
+        report = run_train(
+            settings,
+            lake=lake,
+            progress=hook,
+            models=list(models) if models else None,  # type: ignore[arg-type]
+            folds=folds,
+            dask=dask,
         )
-        gate = report.gate
-        previous = (
-            f"previous champion v{gate.previous_version} ({_fmt(gate.previous_score)})"
-            if gate.previous_version
-            else "no previous champion"
+    console.print(
+        summary_table(
+            _train_summary(report),
+            title=f"backtest: {report.folds} folds x {settings.forecast.horizon} h, "
+            f"data {report.data_start:%Y-%m-%d} .. {report.data_end:%Y-%m-%d}",
         )
-        console.print(
-            f"registered [bold]replicast-load v{gate.version}[/] as [bold]{gate.alias}[/] "
-            f"(mean champion MASE {_fmt(report.score)}; {previous}); "
-            f"MLflow run {report.run_id} at {settings.tracking_uri}"
-        )
-        if ingest_sample:
-            _run_forecast(settings, lake, console)
-            if decisions:
-                _run_decisions(settings, lake, console)
-        console.print(f"done in {time.perf_counter() - started:.0f} s.")
+    )
+    gate = report.gate
+    previous = (
+        f"previous champion v{gate.previous_version} ({_fmt(gate.previous_score)})"
+        if gate.previous_version
+        else "no previous champion"
+    )
+    console.print(
+        f"registered [bold]replicast-load v{gate.version}[/] as [bold]{gate.alias}[/] "
+        f"(mean champion MASE {_fmt(report.score)}; {previous}); "
+        f"MLflow run {report.run_id} at {settings.tracking_uri}"
+    )
+    if ingest_sample:
+        _run_forecast(settings, lake, console)
+        if decisions:
+            _run_decisions(settings, lake, console)
+    console.print(f"done in {time.perf_counter() - started:.0f} s.")
 
-    @app.command("forecast")
-    @handle_errors
-    def forecast() -> None:
-        """Write the next horizon of load forecasts with the registered champion.
 
-        Loads `models:/replicast-load@champion` from the MLflow registry, builds
-        the recent hourly history of every cluster/region from the lake and
-        writes the forecasts (every quantile, each step) to the `forecasts`
-        dataset of the lake.
-        """
-        _quiet_libraries()
-        settings = get_settings()
-        _run_forecast(settings, Lake(settings.lake_dir), Console())
+@app.command("forecast")
+@handle_errors
+def forecast() -> None:
+    """Write the next horizon of load forecasts with the registered champion.
 
-    @app.command("report")
-    @handle_errors
-    def report() -> None:
-        """Show the latest training run: per-target model scores, champion, registry state."""
-        _quiet_libraries()
-        settings = get_settings()
-        console = Console()
-        summary, run_id = latest_summary(settings)
-        console.print(
-            summary_table(
-                summary.get("targets", {}),
-                title=f"latest training run {run_id} "
-                f"(data {summary.get('data_start', '?')[:10]} .. "
-                f"{summary.get('data_end', '?')[:10]}, {summary.get('folds', '?')} folds)",
-            )
+    Loads `models:/replicast-load@champion` from the MLflow registry, builds
+    the recent hourly history of every cluster/region from the lake and
+    writes the forecasts (every quantile, each step) to the `forecasts`
+    dataset of the lake.
+    """
+    _quiet_libraries()
+    settings = get_settings()
+    _run_forecast(settings, Lake(settings.lake_dir), Console())
+
+
+@app.command("report")
+@handle_errors
+def report() -> None:
+    """Show the latest training run: per-target model scores, champion, registry state."""
+    _quiet_libraries()
+    settings = get_settings()
+    console = Console()
+    summary, run_id = latest_summary(settings)
+    console.print(
+        summary_table(
+            summary.get("targets", {}),
+            title=f"latest training run {run_id} "
+            f"(data {summary.get('data_start', '?')[:10]} .. "
+            f"{summary.get('data_end', '?')[:10]}, {summary.get('folds', '?')} folds)",
         )
-        console.print(
-            f"registered replicast-load v{summary.get('model_version')} as "
-            f"{summary.get('alias')} (mean champion MASE {_fmt(summary.get('score'))}); "
-            f"current champion: v{_champion_version(settings)}"
-        )
+    )
+    console.print(
+        f"registered replicast-load v{summary.get('model_version')} as "
+        f"{summary.get('alias')} (mean champion MASE {_fmt(summary.get('score'))}); "
+        f"current champion: v{_champion_version(settings)}"
+    )
 
 
 def latest_summary(settings: Settings) -> tuple[dict[str, Any], str]:

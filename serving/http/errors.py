@@ -27,7 +27,7 @@ from forecasting.errors import (
     SourceError,
     UnknownKeyError,
 )
-from serving.sync_runs import RunConflictError
+from serving.http.services.sync_runs import RunConflictError
 
 logger = logging.getLogger(__name__)
 

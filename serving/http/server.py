@@ -5,7 +5,7 @@ that instant, so a request a client has just written on a keep-alive connection
 is lost (the client sees a reset). :class:`DrainingServer` first stops accepting
 connections and, for up to ``drain_seconds``, keeps answering on the open ones
 with ``Connection: close`` (the app's ``state.draining`` flag; see
-:mod:`serving.middleware`), so each client finishes its in-flight request and
+:mod:`serving.http.middleware`), so each client finishes its in-flight request and
 then reconnects elsewhere; then uvicorn's graceful shutdown runs as usual.
 """
 

@@ -1,0 +1,104 @@
+"""`replicast serve`: the HTTP API under uvicorn (``--factory serving.http.app:create_app``)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from forecasting.errors import ConfigError
+from forecasting.settings import get_settings
+from serving.cli.errors import handle_errors
+from serving.http.metrics import MULTIPROC_ENV
+from serving.http.server import DrainingServer
+
+console = Console(stderr=True)
+logger = logging.getLogger(__name__)
+
+#: Seconds uvicorn waits for in-flight requests after SIGTERM before closing them.
+GRACEFUL_SHUTDOWN_S = 30
+
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command("serve")
+@handle_errors
+def serve(
+    host: str | None = typer.Option(
+        None, "--host", help="Address to bind. Default: settings serve.host (127.0.0.1)."
+    ),
+    port: int | None = typer.Option(
+        None, "--port", "-p", min=1, max=65535, help="Port. Default: settings serve.port."
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        "-w",
+        min=1,
+        help="Worker processes. Default: settings serve.workers (1). Each loads the "
+        "champion; /metrics on any of them gives the figures of all.",
+    ),
+    dev: bool = typer.Option(
+        False,
+        "--dev",
+        help="Dev mode: mutating routes are open when no API token is set. Never in production.",
+    ),
+    log_level: str = typer.Option("INFO", "--log-level", help="Log level of the service."),
+) -> None:
+    """Serve forecasts, sizing plans, priorities and sync runs over HTTP.
+
+    Loads the MLflow champion (replicast-load) at start and refreshes it every
+    serve.refresh_seconds; the docs are at /docs. Mutating routes (sync runs,
+    /admin/reload) need REPLICAST_SERVE__API_TOKEN; without it they are not
+    mounted unless --dev is given. SIGTERM lets in-flight requests finish.
+    """
+    import uvicorn
+
+    if dev:
+        os.environ["REPLICAST_SERVE__DEV_MODE"] = "true"
+    os.environ["REPLICAST_LOG_LEVEL"] = log_level.upper()
+    get_settings.cache_clear()
+    settings = get_settings()
+    serve_cfg = settings.serve
+    if serve_cfg.api_token and not serve_cfg.api_token.strip():
+        raise ConfigError("serve.api_token: only whitespace; set a real token or none")
+    if not serve_cfg.api_token and not serve_cfg.dev_mode:
+        console.print(
+            "[yellow]warning:[/] no REPLICAST_SERVE__API_TOKEN: sync runs and /admin "
+            "routes are disabled (set a token, or pass --dev on a workstation)"
+        )
+    bind_host = host or serve_cfg.host
+    bind_port = port or serve_cfg.port
+    console.print(f"replicast API on http://{bind_host}:{bind_port} (docs at /docs)")
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": bind_host,
+        "port": bind_port,
+        "log_config": None,
+        "log_level": log_level.lower(),
+        "access_log": False,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+        "proxy_headers": False,
+    }
+    n_workers = workers or serve_cfg.workers
+    if n_workers > 1:  # uvicorn's supervisor; each worker shuts down gracefully itself
+        # one metrics directory for all workers (theirs if the environment names one)
+        given = os.environ.get(MULTIPROC_ENV)
+        with (
+            contextlib.nullcontext(given)
+            if given
+            else tempfile.TemporaryDirectory(prefix="replicast-metrics-")
+        ) as shared:
+            os.environ[MULTIPROC_ENV] = shared  # the spawned workers inherit it
+            uvicorn.run("serving.http.app:create_app", workers=n_workers, **options)
+        return
+    server = DrainingServer(uvicorn.Config("serving.http.app:create_app", **options))
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)
