@@ -32,6 +32,7 @@ import pandas as pd
 from features.calendar import local_calendar, timezone_of
 from features.direct import direct_design, feature_names
 from features.scaling import origin_scales
+from forecasting.forecaster import quantile_column
 from models import fit_cache
 from models.calibration import ConformalCalibrator
 from models.fitted import check_fitted
@@ -184,6 +185,7 @@ class LightGBMQuantile:
         key = fit_cache.cache_key(self, history)
         if fit_cache.adopt(self, key):
             return self
+        self.offsets_cache_: dict[tuple[int, tuple[float, ...]], np.ndarray] = {}
         series = split_series(history, self.freq)
         X, target, hold, steps = self._training_rows(series)
         names = feature_names(self.n_lags)
@@ -227,15 +229,96 @@ class LightGBMQuantile:
         """Forecast ``horizon`` steps of every series of ``history`` from its last timestamp."""
         check_fitted(self, "calibrator_")
         check_history(history, type(self).__name__)
-        levels = sorted(quantiles)
+        levels = tuple(sorted(quantiles))
         series = split_series(history, self.freq)
         out = np.empty((len(series), horizon, len(levels)))
-        steps = np.arange(1, horizon + 1)
-        offsets = self.calibrator_.offsets(steps, levels)
         for i, s in enumerate(series):
-            X, _, level, spread = self._design(s, np.array([s.y.size - 1]), steps)
-            X[:, 0] = np.minimum(X[:, 0], self.horizon)  # longer requests reuse the last step
-            z = np.zeros(horizon) if self.booster_ is None else self.booster_.predict(X)
-            z = np.where(np.isfinite(z), z, 0.0)
-            out[i] = level[:, None] + spread[:, None] * (z[:, None] + offsets)
+            last = np.datetime64(pd.Timestamp(s.last_ts).value, "ns")
+            out[i] = self._forecast_series(s.series_id, last, s.y, horizon, levels)
         return forecast_frame(series, out, levels, self.freq)
+
+    def forecast_arrays(
+        self,
+        series_id: str,
+        last: np.datetime64,
+        values: np.ndarray,
+        horizon: int,
+        quantiles: Sequence[float],
+    ) -> dict[str, np.ndarray]:
+        """:meth:`predict` for one series given as arrays (the serving fast path, no DataFrames).
+
+        Args:
+            series_id: the series key (picks the calendar's timezone).
+            last: timestamp of ``values[-1]`` (UTC, naive ``datetime64[ns]``).
+            values: one value per ``freq`` step ending at ``last``, oldest first (NaN = missing).
+            horizon: steps ahead.
+            quantiles: quantile levels.
+
+        Returns:
+            ``{"ts", "step", "q<level>"...}`` arrays of length ``horizon``.
+        """
+        check_fitted(self, "calibrator_")
+        levels = tuple(sorted(quantiles))
+        values = np.asarray(values, dtype=np.float64).ravel()
+        table = self._forecast_series(series_id, last, values, horizon, levels)
+        steps = np.arange(1, horizon + 1, dtype=np.int64)
+        out = {"ts": last + self._step_ns() * steps, "step": steps}
+        for j, q in enumerate(levels):
+            out[quantile_column(q)] = table[:, j]
+        return out
+
+    def _step_ns(self) -> np.timedelta64:
+        return np.timedelta64(pd.Timedelta(pd.tseries.frequencies.to_offset(self.freq)).value, "ns")
+
+    def _forecast_series(
+        self,
+        series_id: str,
+        last: np.datetime64,
+        y: np.ndarray,
+        horizon: int,
+        levels: tuple[float, ...],
+    ) -> np.ndarray:
+        """Sorted quantiles ``(horizon, len(levels))`` of one series from its last origin.
+
+        The one prediction of this model (:meth:`predict` and :meth:`forecast_arrays`
+        both call it). It reads only the newest ``2 * (week_length + season_length)``
+        values: every lag, season and rolling window of the features fits in them.
+        """
+        y = y[-2 * (self.week_length + self.season_length) :]
+        n = y.size
+        steps = np.arange(1, horizon + 1)
+        level, spread = origin_scales(y, self.season_length, self.season_length, self.week_length)
+        future = last + self._step_ns() * steps
+        cal = local_calendar(pd.DatetimeIndex(future), timezone_of(series_id, self.timezones))
+        hour = np.zeros(n + horizon + 1)
+        dayofweek = np.zeros(n + horizon + 1)
+        hour[n - 1 + steps] = cal["hour"]
+        dayofweek[n - 1 + steps] = cal["dayofweek"]
+        X, _ = direct_design(
+            y,
+            np.array([n - 1]),
+            steps,
+            level=level,
+            spread=spread,
+            hour=hour,
+            dayofweek=dayofweek,
+            season_length=self.season_length,
+            week_length=self.week_length,
+            n_lags=self.n_lags,
+        )
+        X[:, 0] = np.minimum(X[:, 0], self.horizon)  # longer requests reuse the last step
+        if self.booster_ is None:
+            z = np.zeros(horizon)
+        else:  # the raw Booster: same trees as the sklearn wrapper, without its input checks
+            booster = getattr(self.booster_, "booster_", self.booster_)
+            z = booster.predict(X, num_threads=1)
+        z = np.where(np.isfinite(z), z, 0.0)
+        return np.sort(level[-1] + spread[-1] * (z[:, None] + self._offsets(horizon, levels)), 1)
+
+    def _offsets(self, horizon: int, levels: tuple[float, ...]) -> np.ndarray:
+        """The calibrator's offsets for steps ``1..horizon``, memoised per (horizon, levels)."""
+        cache = self.__dict__.setdefault("offsets_cache_", {})
+        key = (horizon, levels)
+        if key not in cache:
+            cache[key] = self.calibrator_.offsets(np.arange(1, horizon + 1), levels)
+        return cache[key]

@@ -13,8 +13,12 @@ Two ways to predict:
   the model holds a single target). Optional params: ``horizon`` (1..trained
   horizon), ``quantiles`` (a subset of the trained ones). Returns ``target,
   series_id, ts, step`` and one ``q<level>`` column per quantile.
-- :meth:`LoadForecastModel.forecast_arrays`: the fast path without pandas for the
-  HTTP service (``loaded.pyfunc.unwrap_python_model().forecast_arrays(...)``).
+- :meth:`LoadForecastModel.forecast_arrays`: the fast path without DataFrames for the
+  HTTP service (``loaded.pyfunc.unwrap_python_model().forecast_arrays(...)``). It
+  validates the request and calls the estimator's own ``forecast_arrays``
+  (:class:`models.array_forecaster.ArrayForecaster`) when it has one, so the fast
+  path and ``predict`` run the same prediction code; other estimators get a
+  one-series DataFrame and their ``predict``.
 
 Bad input raises ``MlflowException`` with ``INVALID_PARAMETER_VALUE`` and a
 message naming the column or parameter and what to send instead.
@@ -35,7 +39,7 @@ from mlflow.pyfunc import PythonModel
 
 from forecasting.errors import ReplicastError
 from forecasting.forecaster import SERIES, STEP, TS, Forecaster, Y, quantile_column
-from models.fitted import check_fitted
+from models.array_forecaster import ArrayForecaster
 
 logger = logging.getLogger(__name__)
 
@@ -183,27 +187,19 @@ class LoadForecastModel(PythonModel):
                 f"{self.min_history} recent values (one per {self.freq})"
             )
         last = _utc_naive(ts_last)
-        step = np.timedelta64(pd.Timedelta(self.freq).value, "ns")
-        fast = getattr(model.forecaster, "forecast_arrays", None)
-        if _is_lightgbm_quantile(model.forecaster):
+        forecaster = model.forecaster
+        if isinstance(forecaster, ArrayForecaster):
             try:
-                return self._lightgbm_arrays(
-                    model.forecaster, series_id, last, values, horizon, levels
-                )
-            except (ReplicastError, ValueError) as exc:
-                raise _invalid(f"series {series_id!r}: {exc}") from exc
-        if callable(fast):
-            try:
-                out = fast(series_id, last, values, horizon, levels)
+                return forecaster.forecast_arrays(series_id, last, values, horizon, levels)
             except (ReplicastError, ValueError, KeyError) as exc:
                 raise _invalid(f"series {series_id!r}: {exc}") from exc
-            return {k: np.asarray(v) for k, v in out.items()}
+        step = np.timedelta64(pd.Timedelta(self.freq).value, "ns")
         stamps = last - step * np.arange(values.size - 1, -1, -1)
         history = pd.DataFrame(
             {SERIES: series_id, TS: pd.DatetimeIndex(stamps).tz_localize("UTC"), Y: values}
         )
         try:
-            pred = model.forecaster.predict(history, horizon, levels)
+            pred = forecaster.predict(history, horizon, levels)
         except (ReplicastError, ValueError, KeyError) as exc:
             raise _invalid(f"series {series_id!r}: cannot forecast: {exc}") from exc
         pred = pred.sort_values(STEP)
@@ -214,71 +210,6 @@ class LoadForecastModel(PythonModel):
         for q in levels:
             out[quantile_column(q)] = pred[quantile_column(q)].to_numpy(np.float64)
         return out
-
-    def _lightgbm_arrays(
-        self,
-        forecaster: Any,
-        series_id: str,
-        last: np.datetime64,
-        values: np.ndarray,
-        horizon: int,
-        levels: tuple[float, ...],
-    ) -> dict[str, np.ndarray]:
-        """``LightGBMQuantile.predict`` for one series from arrays, without DataFrames.
-
-        Same features (``features.direct.direct_design`` at the last origin, on the
-        newest ``_FAST_WINDOW`` values: every lag, season and rolling window of the
-        model fits in it), the raw booster on the 2-D feature array, and the
-        calibrator's offsets cached per (horizon, quantiles).
-        """
-        from features.calendar import local_calendar, timezone_of
-        from features.direct import direct_design
-        from features.scaling import origin_scales
-
-        check_fitted(forecaster, "calibrator_")
-        window = 2 * forecaster.week_length + 2 * forecaster.season_length
-        y = values[-window:]
-        n = y.size
-        steps = np.arange(1, horizon + 1)
-        level, spread = origin_scales(
-            y, forecaster.season_length, forecaster.season_length, forecaster.week_length
-        )
-        step = np.timedelta64(pd.Timedelta(self.freq).value, "ns")
-        future = last + step * steps
-        cal = local_calendar(pd.DatetimeIndex(future), timezone_of(series_id, forecaster.timezones))
-        hour = np.zeros(n + horizon + 1)
-        dayofweek = np.zeros(n + horizon + 1)
-        hour[n - 1 + steps] = cal["hour"]
-        dayofweek[n - 1 + steps] = cal["dayofweek"]
-        X, _ = direct_design(
-            y,
-            np.array([n - 1]),
-            steps,
-            level=level,
-            spread=spread,
-            hour=hour,
-            dayofweek=dayofweek,
-            season_length=forecaster.season_length,
-            week_length=forecaster.week_length,
-            n_lags=forecaster.n_lags,
-        )
-        X[:, 0] = np.minimum(X[:, 0], forecaster.horizon)
-        booster = getattr(forecaster.booster_, "booster_", forecaster.booster_)
-        z = np.zeros(horizon) if booster is None else booster.predict(X, num_threads=1)
-        z = np.where(np.isfinite(z), z, 0.0)
-        offsets = self._offsets(forecaster, horizon, levels)
-        table = np.sort(level[-1] + spread[-1] * (z[:, None] + offsets), axis=1)
-        out = {"ts": future, "step": steps.astype(np.int64)}
-        for j, q in enumerate(levels):
-            out[quantile_column(q)] = table[:, j]
-        return out
-
-    def _offsets(self, forecaster: Any, horizon: int, levels: tuple[float, ...]) -> np.ndarray:
-        cache = self.__dict__.setdefault("_offset_cache", {})
-        key = (id(forecaster), horizon, levels)
-        if key not in cache:
-            cache[key] = forecaster.calibrator_.offsets(np.arange(1, horizon + 1), levels)
-        return cache[key]
 
     # -- validation -------------------------------------------------------------
     def _only_target(self) -> str:
@@ -369,11 +300,6 @@ class LoadForecastModel(PythonModel):
             values = part.set_index(TS)[Y].reindex(grid).to_numpy(float)
             parts.append(pd.DataFrame({SERIES: sid, TS: grid, Y: values}))
         return pd.concat(parts, ignore_index=True)
-
-
-def _is_lightgbm_quantile(forecaster: Any) -> bool:
-    cls = type(forecaster)
-    return cls.__name__ == "LightGBMQuantile" and cls.__module__ == "models.lightgbm_quantile"
 
 
 def _utc_naive(value: Any) -> np.datetime64:

@@ -185,7 +185,7 @@ def test_lightgbm_fast_path_equals_its_predict() -> None:
         reference = forecaster.predict(one, 24, wrapper.quantiles)
         fast = wrapper.forecast_arrays("qps_total", sid, one["ts"].iloc[-1], one["y"].to_numpy())
         for q in ("q0.05", "q0.5", "q0.9", "q0.99"):
-            np.testing.assert_allclose(fast[q], reference[q].to_numpy(), rtol=1e-9, atol=1e-9)
+            np.testing.assert_array_equal(fast[q], reference[q].to_numpy())
         assert (pd.DatetimeIndex(fast["ts"]).tz_localize("UTC") == reference["ts"]).all()
     short = wrapper.forecast_arrays(
         "qps_total",
@@ -196,3 +196,53 @@ def test_lightgbm_fast_path_equals_its_predict() -> None:
         quantiles=[0.5],
     )
     assert set(short) == {"ts", "step", "q0.5"} and short["q0.5"].size == 6
+
+
+def test_lightgbm_fast_path_equals_the_pyfunc_predict(tmp_path) -> None:
+    """The serving fast path and ``mlflow.pyfunc`` ``predict`` give the very same quantiles."""
+    from models.lightgbm_quantile import LightGBMQuantile
+
+    history = _history(n_hours=24 * 21, seed=5)
+    forecaster = LightGBMQuantile(n_estimators=30, timezones={"cn-north": "Asia/Shanghai"})
+    wrapper = LoadForecastModel(
+        {"qps_total": TargetModel("lightgbm", forecaster.fit(history))},
+        horizon=24,
+        quantiles=QUANTILES,
+    )
+    mlflow.pyfunc.save_model(tmp_path / "model", python_model=wrapper)
+    loaded = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    recent = history.groupby("series_id").tail(24 * 9)
+    gappy = recent.drop(recent.index[[30, 31, 200]])  # missing steps: NaN in the arrays
+    frame = loaded.predict(gappy.assign(target="qps_total"))
+    for sid in ("orders/us-east", "orders/cn-north"):
+        one = recent.loc[recent["series_id"] == sid]
+        values = one["y"].to_numpy(copy=True)
+        values[~one.index.isin(gappy.index)] = np.nan
+        fast = loaded.unwrap_python_model().forecast_arrays(
+            "qps_total", sid, one["ts"].iloc[-1], values
+        )
+        expected = frame.loc[frame["series_id"] == sid].sort_values("step")
+        for q in ("q0.05", "q0.5", "q0.95"):
+            np.testing.assert_array_equal(fast[q], expected[q].to_numpy())
+        assert (pd.DatetimeIndex(fast["ts"]).tz_localize("UTC") == expected["ts"]).all()
+
+
+class _ArrayOnly(SeasonalNaive):
+    """A seasonal naive whose array fast path is recognisable."""
+
+    def forecast_arrays(self, series_id, last, values, horizon, quantiles):
+        steps = np.arange(1, horizon + 1, dtype=np.int64)
+        out = {"ts": last + np.timedelta64(3600, "s") * steps, "step": steps}
+        return out | {f"q{q:g}": np.full(horizon, 7.0) for q in quantiles}
+
+
+def test_fast_path_dispatches_on_the_estimator_capability() -> None:
+    history = _history()
+    wrapper = LoadForecastModel(
+        {"qps_total": TargetModel("custom", _ArrayOnly(24).fit(history))},
+        horizon=24,
+        quantiles=QUANTILES,
+    )
+    one = history.loc[history["series_id"] == "orders/us-east"]
+    fast = wrapper.forecast_arrays("qps_total", "orders/us-east", one["ts"].iloc[-1], one["y"])
+    assert (fast["q0.5"] == 7.0).all() and fast["step"].tolist() == list(range(1, 25))
