@@ -9,6 +9,7 @@ Nested fields are set from the environment with ``__``, e.g.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -47,6 +48,14 @@ class Region(BaseModel):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown timezone {value!r} (use an IANA name)") from exc
         return value
+
+
+@dataclass(frozen=True)
+class Link:
+    """The replication link from the primary region to one region."""
+
+    bandwidth_bytes_s: float
+    rtt_ms: float
 
 
 class NodeType(BaseModel):
@@ -117,6 +126,15 @@ class Fleet(BaseModel):
             if region.name == name:
                 return region
         raise UnknownKeyError(f"unknown region {name!r}; known: {[r.name for r in self.regions]}")
+
+    def link(self, region: str) -> Link:
+        """The link from the primary region to ``region`` (bandwidth and round-trip time).
+
+        Raises:
+            UnknownKeyError: no such region.
+        """
+        found = self.region(region)
+        return Link(bandwidth_bytes_s=found.bandwidth_bytes_s, rtt_ms=found.rtt_ms)
 
     def cluster(self, name: str) -> Cluster:
         for cluster in self.clusters:

@@ -10,7 +10,7 @@ the rest of the file cost only the inserted region plus one window, never a whol
 resend.
 
 :class:`DeltaEncoder` turns the plan into wire records (literals through a streaming
-zstd context, level from :func:`zstd_level_for`); :class:`DeltaDecoder` reads them
+zstd context, level from :func:`replication.links.zstd_level_for`); :class:`DeltaDecoder` reads them
 back; :class:`LinkCodec` is both ends of one link, its context shared by all files.
 """
 
@@ -51,22 +51,6 @@ class Literal:
 
 
 Op = Copy | Literal
-
-
-def zstd_level_for(bandwidth: float | None) -> int:
-    """zstd level for a link of ``bandwidth`` bytes/s: 0 (no compression) on fast local links.
-
-    Faster links get cheaper levels so compressing never becomes the bottleneck.
-    """
-    if bandwidth is None or bandwidth >= 1e9:
-        return 0
-    if bandwidth >= 2.5e8:
-        return 1
-    if bandwidth >= 2e7:  # higher levels gain ~1 % on this data at 2-3x the CPU
-        return 3
-    if bandwidth >= 5e6:
-        return 6
-    return 9
 
 
 class _Matcher:

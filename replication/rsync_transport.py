@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from forecasting.errors import ConfigError, PathEscapeError
-from forecasting.settings import Settings
-from replication.catalog import FileEntry, Segment, quick_equal
-from replication.delta import zstd_level_for
+from replication.catalog import FileEntry, quick_equal
+from replication.context import RunContext
 from replication.journal import FileRecord, Journal
 from replication.limits import Budget
 from replication.paths import Endpoint, resolve_under
@@ -80,8 +79,9 @@ def batches(segments: list[SegmentResult], *, limited: bool = True) -> list[list
     return out
 
 
-def base_args(request: SyncRequest, endpoint: Endpoint, bandwidth: float | None) -> list[str]:
+def base_args(ctx: RunContext) -> list[str]:
     """rsync options shared by every call of a run."""
+    request, endpoint = ctx.request, ctx.target
     args = [rsync_binary(), "-a", f"--partial-dir={PARTIAL_DIR}", "--stats"]
     if request.checksum:
         args.append("--checksum")
@@ -92,9 +92,9 @@ def base_args(request: SyncRequest, endpoint: Endpoint, bandwidth: float | None)
         args.append("--modify-window=-1")
     whole = request.whole_file
     if whole is None:
-        whole = not endpoint.is_remote and bandwidth is None
+        whole = not endpoint.is_remote and ctx.bandwidth is None
     args.append("--whole-file" if whole else "--no-whole-file")
-    level = zstd_level_for(bandwidth)
+    level = ctx.zstd_level
     if level and not whole:
         args += ["-z", "--compress-choice=zstd", f"--compress-level={level}"]
     if request.bwlimit:
@@ -108,23 +108,12 @@ def _dst_spec(endpoint: Endpoint) -> str:
     return f"{endpoint}/" if not str(endpoint).endswith("/") else str(endpoint)
 
 
-def run_rsync(
-    request: SyncRequest,
-    settings: Settings,
-    endpoint: Endpoint,
-    ordered: list[Segment],
-    result: SyncResult,
-    tracker: SyncProgress,
-    journal: Journal,
-    budget: Budget,
-) -> None:
-    """Execute a run with the rsync transport (fills ``result``)."""
-    from replication.executor import link_of
-
-    bandwidth, _rtt = link_of(request, settings, endpoint)
-    args = base_args(request, endpoint, bandwidth)
-    source = Path(request.source)
-    by_name = {s.name: s for s in ordered}
+def run_rsync(ctx: RunContext) -> None:
+    """Execute a run with the rsync transport (fills ``ctx.result``)."""
+    request, endpoint, source = ctx.request, ctx.target, ctx.source
+    result, tracker, journal, budget = ctx.result, ctx.progress, ctx.journal, ctx.budget
+    args = base_args(ctx)
+    by_name = {s.name: s for s in ctx.segments}
     done = journal.all()
     pending: dict[str, list[FileEntry]] = {}
     for seg in result.segments:
@@ -160,7 +149,7 @@ def run_rsync(
             result.planned += [f"delete {p}" for p in _delete_pass(args, source, endpoint, True)]
         return
     t0 = time.monotonic()
-    limited = bandwidth is not None or endpoint.is_remote
+    limited = ctx.bandwidth is not None or endpoint.is_remote
     for batch in batches(todo, limited=limited):
         reason = budget.stop_reason()
         if reason:

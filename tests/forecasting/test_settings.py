@@ -51,3 +51,12 @@ def test_unknown_cluster_lookup_names_known_ones() -> None:
 def test_missing_named_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "absent.toml")
+
+
+def test_fleet_link_is_the_region_link() -> None:
+    fleet = load_settings().fleet
+    far = fleet.region("cn-north")
+    link = fleet.link("cn-north")
+    assert (link.bandwidth_bytes_s, link.rtt_ms) == (far.bandwidth_bytes_s, far.rtt_ms)
+    with pytest.raises(UnknownKeyError, match="cn-north"):
+        fleet.link("nope")

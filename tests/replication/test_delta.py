@@ -15,7 +15,6 @@ from replication.delta import (
     literal_bytes,
     plan_delta,
     rebuilt_signature,
-    zstd_level_for,
 )
 from replication.signatures import signature_of_bytes
 
@@ -93,12 +92,6 @@ def test_encoder_roundtrip_and_compression() -> None:
             assert size < literal_bytes(ops) / 10  # the repeated insert compresses
         else:
             assert size >= literal_bytes(ops)
-
-
-def test_zstd_level_follows_bandwidth() -> None:
-    assert zstd_level_for(None) == 0
-    assert zstd_level_for(10e9) == 0
-    assert 0 < zstd_level_for(5e8) < zstd_level_for(40 * 1024**2) <= zstd_level_for(1e6)
 
 
 def test_link_codec_shares_one_context_across_files() -> None:
