@@ -42,6 +42,7 @@ from forecasting.sizing_policies import (
     replay,
 )
 from models.hot_segments import HotSegmentModel
+from pipelines.series_files import read_hourly
 
 log = logging.getLogger(__name__)
 
@@ -74,38 +75,6 @@ def series_files(path: str | Path) -> list[Path]:
             return files
         raise DataValidationError(f"{path}: no .csv or .parquet series files in this directory")
     raise DataValidationError(f"{path}: no such file or directory")
-
-
-def load_hourly(path: Path, timestamp_col: str, value_col: str) -> pd.Series:
-    """Read one series file and resample it to hourly means (UTC; gaps stay NaN).
-
-    Raises:
-        DataValidationError: unreadable file, missing column or no usable rows.
-    """
-    try:
-        frame = (
-            pd.read_parquet(path, columns=[timestamp_col, value_col])
-            if path.suffix == ".parquet"
-            else pd.read_csv(path, usecols=[timestamp_col, value_col])
-        )
-    except ValueError as exc:
-        raise DataValidationError(
-            f"{path}: cannot read columns {timestamp_col!r}, {value_col!r}: {exc}"
-        ) from exc
-    except OSError as exc:
-        raise DataValidationError(f"{path}: unreadable file: {exc}") from exc
-    ts = pd.to_datetime(frame[timestamp_col], errors="coerce", utc=True)
-    value = pd.to_numeric(frame[value_col], errors="coerce")
-    ok = ts.notna() & value.notna() & np.isfinite(value)
-    if (~ok).any():
-        log.warning("%s: %d row(s) with a bad timestamp or value skipped", path, int((~ok).sum()))
-    if not ok.any():
-        raise DataValidationError(
-            f"{path}: no row has both a timestamp in {timestamp_col!r} and a number in "
-            f"{value_col!r} (empty history)"
-        )
-    series = pd.Series(value[ok].to_numpy(dtype=float), index=ts[ok]).sort_index()
-    return series.resample("1h").mean()
 
 
 @dataclass
@@ -165,7 +134,7 @@ def backtest_sizing(
     for file in series_files(path):
         if progress is not None:
             progress(file.name)
-        hourly = load_hourly(file, timestamp_col, value_col)
+        hourly = read_hourly(file, timestamp_col=timestamp_col, value_col=value_col)
         try:
             capacity = (
                 auto_capacity(hourly.to_numpy())

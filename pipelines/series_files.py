@@ -25,6 +25,7 @@ import pandas as pd
 
 from forecasting.errors import DataValidationError
 from forecasting.forecaster import SERIES, TS, Y
+from forecasting.jsonio import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -89,14 +90,16 @@ def _stem(name: str) -> str:
     return name
 
 
-def read_series(path: Path, *, timestamp_col: str, value_col: str) -> pd.Series:
+def read_series(path: Path, *, timestamp_col: str, value_col: str, min_rows: int = 2) -> pd.Series:
     """Read one file into a float series indexed by UTC timestamps (sorted).
 
     ``value_col`` may list several comma-separated names; the first one the
-    file has is used (handy for a directory mixing formats).
+    file has is used (handy for a directory mixing formats). Values that are not
+    finite numbers are missing (NaN).
 
     Raises:
-        DataValidationError: unreadable file, a missing column, or no usable row.
+        DataValidationError: unreadable file, a missing column, or fewer than
+            ``min_rows`` rows with both a timestamp and a number.
     """
     try:
         if path.name.lower().endswith((".parquet", ".pq")):
@@ -115,6 +118,7 @@ def read_series(path: Path, *, timestamp_col: str, value_col: str) -> pd.Series:
             )
     stamps = _parse_timestamps(frame[timestamp_col])
     values = pd.to_numeric(frame[value_col], errors="coerce").astype(float)
+    values = values.where(np.isfinite(values))
     bad_ts = int(stamps.isna().sum())
     bad_values = int((values.isna() & frame[value_col].notna()).sum())
     if bad_ts or bad_values:
@@ -129,9 +133,28 @@ def read_series(path: Path, *, timestamp_col: str, value_col: str) -> pd.Series:
     keep = stamps.notna().to_numpy()
     series = pd.Series(values.to_numpy()[keep], index=pd.DatetimeIndex(stamps[keep]))
     series = series.sort_index()
-    if series.notna().sum() < 2:
-        raise DataValidationError(f"{path}: fewer than two usable rows in {value_col!r}")
+    usable = int(series.notna().sum())
+    if usable == 0:
+        raise DataValidationError(
+            f"{path}: no row has both a timestamp in {timestamp_col!r} and a number in "
+            f"{value_col!r} (empty history)"
+        )
+    if usable < min_rows:
+        raise DataValidationError(f"{path}: fewer than {min_rows} usable rows in {value_col!r}")
     return series
+
+
+def read_hourly(path: Path, *, timestamp_col: str, value_col: str) -> pd.Series:
+    """Read one file as hourly means on clock-hour bins (UTC); hours without data are NaN.
+
+    Unlike :func:`regularize`, always hourly (coarser series get NaN hours between their
+    samples) and one usable row is enough.
+
+    Raises:
+        DataValidationError: as :func:`read_series`.
+    """
+    series = read_series(path, timestamp_col=timestamp_col, value_col=value_col, min_rows=1)
+    return series.dropna().resample("1h").mean()
 
 
 def _parse_timestamps(raw: pd.Series) -> pd.Series:
@@ -205,14 +228,5 @@ def freq_alias(freq: pd.Timedelta) -> str:
 
 
 def write_json_atomic(document: dict, path: Path) -> None:
-    """Write ``document`` as JSON through a temp file, fsync and rename."""
-    import json
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(document, fh, indent=1, allow_nan=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """``forecasting.jsonio.write_json(path, document)``; kept for ``serving/cli/backtest.py``."""
+    write_json(path, document)

@@ -11,8 +11,8 @@ from pipelines.decision_backtests import (
     TRACE_POLICIES,
     backtest_priority,
     backtest_sizing,
-    load_hourly,
 )
+from pipelines.series_files import read_hourly
 
 POLICIES = {"static", "vpa", "replicast", "oracle"}
 METRICS = {"node_hours", "violation_rate", "slack"}
@@ -68,11 +68,11 @@ def test_sizing_backtest_per_file_and_overall(tmp_path: Path) -> None:
 
 def test_sizing_inputs_resampled_and_validated(tmp_path: Path) -> None:
     path = write_series(tmp_path / "s.csv", days=2)
-    hourly = load_hourly(path, "timestamp", "value")
+    hourly = read_hourly(path, timestamp_col="timestamp", value_col="value")
     assert len(hourly) == 48
     assert hourly.index.tz is not None
     with pytest.raises(DataValidationError, match="cpu"):
-        load_hourly(path, "timestamp", "cpu")
+        read_hourly(path, timestamp_col="timestamp", value_col="cpu")
     (tmp_path / "short").mkdir()
     write_series(tmp_path / "short" / "s.csv", days=3)
     with pytest.raises(DataValidationError, match="7 days"):
@@ -83,7 +83,7 @@ def test_sizing_inputs_resampled_and_validated(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("timestamp,value\nnot-a-time,abc\n")
     with pytest.raises(DataValidationError, match="empty history"):
-        load_hourly(bad, "timestamp", "value")
+        read_hourly(bad, timestamp_col="timestamp", value_col="value")
 
 
 def test_priority_backtest_shape_and_bounds(tmp_path: Path) -> None:
