@@ -14,7 +14,7 @@ removed) is subtracted before fitting, the season is forced additive
 Quantiles come from ETS's Gaussian prediction
 intervals: level ``q`` is the lower end of the ``(1 - 2q)`` interval for
 ``q < 0.5``, the upper end of the ``(2q - 1)`` interval above 0.5, and the mean
-at 0.5. Fits run in up to ``n_jobs`` processes.
+at 0.5. Fits run in up to ``n_jobs`` processes (:func:`forecasting.parallel.process_map`).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 
+from forecasting.parallel import process_map
 from models import fit_cache
 from models.fitted import check_fitted
 from models.panel import Series, check_history, forecast_each, split_series
@@ -185,11 +185,9 @@ class ETSForecaster:
             profiles[s.series_id] = weekly_profile(y, phase, self.season_length, self._week)
             ys.append(self._prepare(s, profiles[s.series_id])[0])
         specs = [model_for(self.model, profiles[s.series_id]) for s in series]
-        if self.n_jobs > 1 and len(series) > 1:
-            with ProcessPoolExecutor(max_workers=self.n_jobs) as pool:
-                fitted = list(pool.map(_fit_one, ys, [self.season_length] * len(ys), specs))
-        else:
-            fitted = [_fit_one(y, self.season_length, m) for y, m in zip(ys, specs, strict=True)]
+        fitted = process_map(
+            _fit_one, ys, [self.season_length] * len(ys), specs, n_jobs=self.n_jobs
+        )
         self.models_: dict[str, Any] = {s.series_id: m for s, m in zip(series, fitted, strict=True)}
         self.profiles_: dict[str, np.ndarray | None] = profiles
         self.fitted_ends_: dict[str, tuple[pd.Timestamp, int]] = {

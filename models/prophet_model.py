@@ -9,14 +9,13 @@ every level exists and none cross. cmdstanpy's chatter is silenced.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Self
 
 import numpy as np
 import pandas as pd
 
+from forecasting.parallel import process_map
 from models.fitted import check_fitted
 from models.panel import check_history, forecast_frame, split_series
 
@@ -81,21 +80,13 @@ class ProphetForecaster:
         series = [s for s in split_series(history, self.freq) if np.isfinite(s.y).sum() >= 2]
         # Prophet wants naive timestamps; the index is UTC, so drop the zone.
         args = [(s.ts.tz_localize(None).to_numpy(), s.y) for s in series]
-        # Never nest pools: inside a worker process (e.g. train's per-target workers)
-        # the cores are already busy, and each new process pays Prophet's import again.
-        nested = multiprocessing.parent_process() is not None
-        if self.n_jobs > 1 and len(series) > 1 and not nested:
-            with ProcessPoolExecutor(max_workers=min(self.n_jobs, len(series))) as pool:
-                results = list(
-                    pool.map(
-                        _fit_one,
-                        [a[0] for a in args],
-                        [a[1] for a in args],
-                        [self.max_residuals] * len(args),
-                    )
-                )
-        else:
-            results = [_fit_one(ds, y, self.max_residuals) for ds, y in args]
+        results = process_map(
+            _fit_one,
+            [a[0] for a in args],
+            [a[1] for a in args],
+            [self.max_residuals] * len(args),
+            n_jobs=self.n_jobs,
+        )
         self.models_: dict[str, str] = {}
         self.residuals_: dict[str, np.ndarray] = {}
         for s, (model_json, residuals) in zip(series, results, strict=True):
