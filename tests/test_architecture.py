@@ -41,7 +41,7 @@ def _modules() -> dict[str, Path]:
 
 
 def _imports(path: Path, name: str, known: set[str]) -> set[str]:
-    """Modules of ours that ``path`` imports (resolving relative imports and ``from a import b``)."""
+    """Modules of ours that ``path`` imports (relative imports and ``from a import b`` resolved)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     is_package = path.name == "__init__.py"
     found: set[str] = set()
