@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from forecasting.errors import ReplicastError
+from forecasting.units import parse_rate, parse_size
 from replication.executor import run_sync
-from replication.limits import parse_rate, parse_size
 from replication.request import SyncRequest
 
 

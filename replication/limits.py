@@ -2,60 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
 
-from forecasting.errors import ConfigError
-
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "t": 1000**4,
-    "tb": 1000**4,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-    "tib": 1024**4,
-}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*?)(?:/s|ps)?\s*$")
-
-
-def parse_size(text: str | int | float, *, what: str = "size") -> int:
-    """Parse ``"40MiB"``, ``"1.5GB"``, ``"4096"`` into bytes (SI and IEC units).
-
-    Raises:
-        ConfigError: unknown unit or not a number; the message names ``what``.
-    """
-    if isinstance(text, int | float):
-        value = float(text)
-    else:
-        match = _SIZE.match(text)
-        unit = match[2].lower() if match else None
-        if not match or unit not in _UNITS:
-            raise ConfigError(
-                f"{what}: cannot parse {text!r}; use a number with an optional unit "
-                f"such as 40MiB, 500MB, 1GiB"
-            )
-        value = float(match[1]) * _UNITS[unit]
-    if value < 0:
-        raise ConfigError(f"{what}: must be >= 0, got {text!r}")
-    return int(value)
-
-
-def parse_rate(text: str | int | float) -> float:
-    """Parse a bandwidth such as ``"40MiB"`` or ``"40MiB/s"`` into bytes per second (> 0)."""
-    rate = parse_size(text, what="--bwlimit")
-    if rate <= 0:
-        raise ConfigError(f"--bwlimit: must be > 0, got {text!r}")
-    return float(rate)
+# serving's sync command still imports the parsers from here; goes when it imports
+# forecasting.units
+from forecasting.units import parse_rate, parse_size  # noqa: F401
 
 
 class TokenBucket:

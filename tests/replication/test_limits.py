@@ -5,7 +5,8 @@ import threading
 import pytest
 
 from forecasting.errors import ConfigError
-from replication.limits import Budget, TokenBucket, concurrency_for, parse_rate, parse_size
+from forecasting.units import parse_rate, parse_size
+from replication.limits import Budget, TokenBucket, concurrency_for
 
 
 @pytest.mark.parametrize(
