@@ -8,9 +8,11 @@ mapping keyed by series id or by region name (the part after ``/``), e.g.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from forecasting.forecaster import SERIES, TS
 
@@ -26,7 +28,9 @@ def timezone_of(
     return timezones.get(series_id.rsplit("/", 1)[-1], default_tz)
 
 
-def local_calendar(ts: pd.DatetimeIndex | pd.Series, tz: str) -> dict[str, np.ndarray]:
+def local_calendar(
+    ts: pd.DatetimeIndex | pd.Series, tz: str
+) -> dict[str, NDArray[np.integer[Any]]]:
     """``hour``, ``dayofweek`` (Mon=0) and ``is_weekend`` of UTC timestamps in zone ``tz``."""
     index = pd.DatetimeIndex(ts)
     if index.tz is None:

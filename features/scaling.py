@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from forecasting.forecaster import SERIES, TS, Y
 
@@ -18,8 +19,11 @@ SPREAD_FLOOR = 1e-3  # relative to |level|
 
 
 def origin_scales(
-    y: np.ndarray, season_length: int = 24, level_window: int = 24, spread_window: int = 168
-) -> tuple[np.ndarray, np.ndarray]:
+    y: NDArray[np.float64],
+    season_length: int = 24,
+    level_window: int = 24,
+    spread_window: int = 168,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Level and spread at every position of ``y`` (using values up to and including it).
 
     Returns:

@@ -19,7 +19,8 @@ def season_length(freq: str, period: Period) -> int:
         ConfigError: ``freq`` is not a fixed pandas frequency or does not divide the period.
     """
     try:
-        step = pd.Timedelta(pd.tseries.frequencies.to_offset(freq))
+        # pandas takes a fixed (Tick) offset here; pandas-stubs do not list offsets
+        step = pd.Timedelta(pd.tseries.frequencies.to_offset(freq))  # type: ignore[arg-type]
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"forecast.freq={freq!r}: not a fixed pandas frequency ({exc})") from exc
     if step <= pd.Timedelta(0):

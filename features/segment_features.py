@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from forecasting.errors import DataValidationError
 
@@ -59,18 +60,18 @@ FEATURES_CALENDAR = ["hour", "dow"]
 class SegmentPanel:
     """Dense per-window matrices of one cluster (or one trace)."""
 
-    segments: np.ndarray  # (S,) names
-    starts: pd.DatetimeIndex | np.ndarray  # (W,) window starts (timestamps or positions)
-    reads: np.ndarray  # (S, W)
-    writes: np.ndarray  # (S, W)
-    changed: np.ndarray  # (S, W) bytes changed
-    size: np.ndarray  # (S, W) bytes (carried forward)
-    first_seen: np.ndarray  # (S,) index of the first window with data
+    segments: NDArray[np.generic]  # (S,) names
+    starts: pd.DatetimeIndex | NDArray[np.intp]  # (W,) window starts (timestamps or positions)
+    reads: NDArray[np.float64]  # (S, W)
+    writes: NDArray[np.float64]  # (S, W)
+    changed: NDArray[np.float64]  # (S, W) bytes changed
+    size: NDArray[np.float64]  # (S, W) bytes (carried forward)
+    first_seen: NDArray[np.intp]  # (S,) index of the first window with data
     window_hours: float | None = None  # window length when windows are timed
 
     @property
     def n_windows(self) -> int:
-        return self.reads.shape[1]
+        return int(self.reads.shape[1])
 
 
 def build_panel(
@@ -90,9 +91,9 @@ def build_panel(
     Raises:
         DataValidationError: empty frame or a missing column.
     """
-    for col in (segment_col, time_col, "reads"):
-        if col not in frame.columns:
-            raise DataValidationError(f"segment panel: missing column {col!r}")
+    for required in (segment_col, time_col, "reads"):
+        if required not in frame.columns:
+            raise DataValidationError(f"segment panel: missing column {required!r}")
     if frame.empty:
         raise DataValidationError("segment panel: no rows (empty history)")
     ts = pd.to_datetime(frame[time_col], utc=True).dt.floor(window)
@@ -102,7 +103,7 @@ def build_panel(
     segments, row = np.unique(frame[segment_col].astype(str).to_numpy(), return_inverse=True)
     shape = (len(segments), len(starts))
 
-    def dense(name: str, how: str = "sum") -> np.ndarray:
+    def dense(name: str, how: str = "sum") -> NDArray[np.float64]:
         out = np.zeros(shape) if how == "sum" else np.full(shape, np.nan)
         if name not in frame.columns:
             return np.zeros(shape)
@@ -129,7 +130,9 @@ def build_panel(
 
 
 def panel_from_counts(
-    segments: np.ndarray, counts: np.ndarray, size: np.ndarray | None = None
+    segments: NDArray[np.generic],
+    counts: NDArray[np.float64],
+    size: NDArray[np.float64] | None = None,
 ) -> SegmentPanel:
     """A panel of an access trace: ``counts[s, w]`` accesses of segment s in window w."""
     counts = np.asarray(counts, dtype=float)
@@ -149,12 +152,16 @@ def panel_from_counts(
     )
 
 
-def _window_sum(cum: np.ndarray, rows: np.ndarray, t: np.ndarray, k: int) -> np.ndarray:
+def _window_sum(
+    cum: NDArray[np.float64], rows: NDArray[np.intp], t: NDArray[np.intp], k: int
+) -> NDArray[np.float64]:
     """Sum of windows t-k+1..t of each (row, t) pair from a cumulative matrix."""
     return cum[rows, t + 1] - cum[rows, np.maximum(t + 1 - k, 0)]
 
 
-def _lag(matrix: np.ndarray, rows: np.ndarray, t: np.ndarray, k: int) -> np.ndarray:
+def _lag(
+    matrix: NDArray[np.float64], rows: NDArray[np.intp], t: NDArray[np.intp], k: int
+) -> NDArray[np.float64]:
     """Value of the window k windows before the predicted one (t+1), NaN before the start."""
     i = t + 1 - k
     out = np.full(len(rows), np.nan)
@@ -163,7 +170,7 @@ def _lag(matrix: np.ndarray, rows: np.ndarray, t: np.ndarray, k: int) -> np.ndar
     return out
 
 
-def _ewm_all(matrix: np.ndarray, half_life: float) -> np.ndarray:
+def _ewm_all(matrix: NDArray[np.float64], half_life: float) -> NDArray[np.float64]:
     alpha = 1 - 0.5 ** (1 / half_life)
     out = np.empty_like(matrix)
     acc = np.zeros(matrix.shape[0])
@@ -173,13 +180,13 @@ def _ewm_all(matrix: np.ndarray, half_life: float) -> np.ndarray:
     return out
 
 
-def _cumulative(matrix: np.ndarray) -> np.ndarray:
+def _cumulative(matrix: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.concatenate([np.zeros((matrix.shape[0], 1)), np.cumsum(matrix, axis=1)], axis=1)
 
 
 def segment_features(
     panel: SegmentPanel,
-    at: np.ndarray | list[int] | range,
+    at: NDArray[np.intp] | list[int] | range,
     *,
     timezone: str | None = None,
     only_seen: bool = True,
@@ -225,7 +232,7 @@ def segment_features(
     r8 = _window_sum(cum, rows, t, 8)
     partition_day = _partition_days(panel.segments) if timed else None
     step = pd.Timedelta(hours=panel.window_hours or 1)
-    if partition_day is not None:
+    if partition_day is not None and isinstance(panel.starts, pd.DatetimeIndex):
         predicted_day = (panel.starts + step).normalize().tz_localize(None)
         age = (predicted_day[t] - partition_day[rows]).days.to_numpy(dtype=float)
     else:
@@ -256,7 +263,7 @@ def segment_features(
             "age": age,
         }
     )
-    if timed:
+    if isinstance(panel.starts, pd.DatetimeIndex):  # timed
         start = panel.starts[t] + step
         local = start.tz_convert(timezone) if timezone else start
         cols["ts"] = start
@@ -283,7 +290,7 @@ def feature_names(timed: bool) -> list[str]:
     return FEATURES_BASE + (FEATURES_CALENDAR if timed else [])
 
 
-def _partition_days(segments: np.ndarray) -> pd.DatetimeIndex | None:
+def _partition_days(segments: NDArray[np.generic]) -> pd.DatetimeIndex | None:
     days = []
     for name in segments:
         match = _PARTITION_DATE.search(str(name))

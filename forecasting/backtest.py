@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from forecasting import metrics
 from forecasting.errors import DataValidationError
@@ -211,7 +213,7 @@ def backtest(
     _check_frame(frame)
     levels = tuple(sorted({*map(float, quantiles), *REQUIRED_QUANTILES}))
     cuts = fold_cuts(frame, horizon, folds)
-    score_rows: list[dict] = []
+    score_rows: list[dict[str, Any]] = []
     forecast_parts: list[pd.DataFrame] = []
     for fold in sorted(cuts["fold"].unique()):
         train, test = split_fold(frame, cuts, int(fold), horizon)
@@ -253,19 +255,19 @@ def backtest(
 def _score(
     model: str,
     fold: int,
-    series_id: str,
+    series_id: Hashable,
     origin: pd.Timestamp,
     part: pd.DataFrame,
-    train: np.ndarray,
+    train: NDArray[np.float64],
     levels: Sequence[float],
     season_length: int,
     fit_s: float,
-) -> dict:
+) -> dict[str, Any]:
     actual = part[Y].to_numpy(float)
     qf = {q: part[quantile_column(q)].to_numpy(float) for q in levels}
     scale = metrics.seasonal_naive_scale(train, season_length)
     pinball = metrics.pinball_loss(actual, qf)
-    row = {
+    row: dict[str, Any] = {
         "model": model,
         "fold": fold,
         SERIES: series_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO, Any, Literal, overload
 
@@ -47,9 +47,9 @@ def temp_path(path: Path) -> Path:
 
 
 @overload
-def atomic_write(path: Path, mode: Literal["wb"] = ...) -> Any: ...
+def atomic_write(path: Path, mode: Literal["wb"] = ...) -> AbstractContextManager[IO[bytes]]: ...
 @overload
-def atomic_write(path: Path, mode: Literal["w"]) -> Any: ...
+def atomic_write(path: Path, mode: Literal["w"]) -> AbstractContextManager[IO[str]]: ...
 
 
 @contextmanager
@@ -65,7 +65,7 @@ def atomic_write(path: Path, mode: Literal["wb", "w"] = "wb") -> Iterator[IO[Any
     make_dirs_durable(path.parent)
     tmp = temp_path(path)
     try:
-        with open(tmp, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as fh:
+        with open(tmp, mode, encoding="utf-8" if mode == "w" else None) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

@@ -27,6 +27,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from forecasting.errors import DataValidationError
 from forecasting.priority import order_link
@@ -35,7 +36,7 @@ from forecasting.priority import order_link
 POLICIES = ("alphabetical", "oldest_change", "smallest", "last_window", "model", "oracle")
 
 
-def completion_times(order: np.ndarray, cost_s: np.ndarray) -> np.ndarray:
+def completion_times(order: NDArray[np.intp], cost_s: NDArray[np.float64]) -> NDArray[np.float64]:
     """Completion time (seconds after t0) of every item, indexed like ``cost_s``."""
     cost_s = np.asarray(cost_s, dtype=float)
     if np.any(~(cost_s >= 0)):
@@ -51,7 +52,7 @@ def completion_times(order: np.ndarray, cost_s: np.ndarray) -> np.ndarray:
 
 
 def exposure_from_events(
-    completion_s: np.ndarray, event_item: np.ndarray, event_t: np.ndarray
+    completion_s: NDArray[np.float64], event_item: NDArray[np.intp], event_t: NDArray[np.float64]
 ) -> float:
     """Reads that arrive before their item is copied.
 
@@ -67,7 +68,9 @@ def exposure_from_events(
     return float(stale.sum())
 
 
-def exposure_from_bins(completion_s: np.ndarray, reads: np.ndarray, bin_s: float) -> float:
+def exposure_from_bins(
+    completion_s: NDArray[np.float64], reads: NDArray[np.float64], bin_s: float
+) -> float:
     """Reads (prorated within a bin) that arrive before their item is copied.
 
     Args:
@@ -96,18 +99,20 @@ def exposure_from_bins(completion_s: np.ndarray, reads: np.ndarray, bin_s: float
     return float((cum[rows, whole] + partial).sum())
 
 
-def smith_order(names: Sequence[str], weight: np.ndarray, cost_s: np.ndarray) -> np.ndarray:
+def smith_order(
+    names: Sequence[str], weight: NDArray[np.float64], cost_s: NDArray[np.float64]
+) -> NDArray[np.intp]:
     """Order by ``weight / cost`` descending (no ageing), ties by name."""
     n = len(names)
     return order_link(list(names), weight, cost_s, np.zeros(n), max_wait_s=math.inf, clusters=None)
 
 
-def alphabetical_order(names: Sequence[str]) -> np.ndarray:
+def alphabetical_order(names: Sequence[str]) -> NDArray[np.intp]:
     """rsync's order: by name."""
     return np.asarray(sorted(range(len(names)), key=lambda i: names[i]), dtype=int)
 
 
-def ascending_order(names: Sequence[str], key: np.ndarray) -> np.ndarray:
+def ascending_order(names: Sequence[str], key: NDArray[np.float64]) -> NDArray[np.intp]:
     """Order by ``key`` ascending (oldest change first, smallest first), ties by name."""
     key = np.asarray(key, dtype=float)
     return np.asarray(sorted(range(len(names)), key=lambda i: (key[i], names[i])), dtype=int)

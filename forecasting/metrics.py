@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
-ArrayLike = Sequence[float] | np.ndarray
+ArrayLike = Sequence[float] | NDArray[np.float64]
 
 COVERAGE_LOWER = 0.05
 COVERAGE_UPPER = 0.95
 
 
-def _as_float(values: ArrayLike) -> np.ndarray:
+def _as_float(values: ArrayLike) -> NDArray[np.float64]:
     return np.asarray(values, dtype=float).ravel()
 
 

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from forecasting.errors import ConfigError, DataValidationError
 from forecasting.settings import Fleet
@@ -37,13 +38,13 @@ _MIN_COST_S = 1e-9
 
 def order_link(
     segments: Sequence[str],
-    weight: np.ndarray,
-    cost_s: np.ndarray,
-    waited_s: np.ndarray,
+    weight: NDArray[np.float64],
+    cost_s: NDArray[np.float64],
+    waited_s: NDArray[np.float64],
     *,
     max_wait_s: float,
     clusters: Sequence[str] | None = None,
-) -> np.ndarray:
+) -> NDArray[np.intp]:
     """Order the pending pairs of one link; returns the positions in copy order.
 
     Args:
@@ -98,10 +99,10 @@ def order_link(
 def _fits_after(
     first: int,
     now: float,
-    cost_s: np.ndarray,
-    deadline: np.ndarray,
+    cost_s: NDArray[np.float64],
+    deadline: NDArray[np.float64],
     edf: list[int],
-    done: np.ndarray,
+    done: NDArray[np.bool_],
 ) -> bool:
     """Whether, after copying ``first``, every other pending pair meets its deadline (EDF)."""
     t = now + cost_s[first]
@@ -171,7 +172,9 @@ def prioritize(pending: pd.DataFrame, *, fleet: Fleet, max_wait_s: float) -> pd.
     return pd.concat(frames, ignore_index=True)
 
 
-def max_wait_after(order: np.ndarray, cost_s: np.ndarray, waited_s: np.ndarray) -> float:
+def max_wait_after(
+    order: NDArray[np.intp], cost_s: NDArray[np.float64], waited_s: NDArray[np.float64]
+) -> float:
     """The largest ``waited_s + completion time`` of an order (what the bound limits)."""
     completion = np.cumsum(np.asarray(cost_s, dtype=float)[order])
     total = np.asarray(waited_s, dtype=float)[order] + completion

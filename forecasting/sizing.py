@@ -24,6 +24,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from forecasting.errors import ConfigError, DataValidationError
 from forecasting.forecaster import quantile_column
@@ -89,7 +90,9 @@ def risk_column(columns: list[str], risk: float) -> tuple[str, float]:
     return available[chosen], chosen
 
 
-def nodes_needed(demand: np.ndarray, node: NodeType, target_util: float) -> np.ndarray:
+def nodes_needed(
+    demand: NDArray[np.float64], node: NodeType, target_util: float
+) -> NDArray[np.intp]:
     """``ceil(demand / (capacity * util))`` with demand clipped at 0 (NaN -> 0)."""
     usable = node.qps_capacity * target_util
     if not usable > 0:
@@ -99,7 +102,7 @@ def nodes_needed(demand: np.ndarray, node: NodeType, target_util: float) -> np.n
     return np.ceil(np.maximum(demand, 0.0) / usable - 1e-9).astype(int)
 
 
-def hold(raw: np.ndarray, hold_hours: int, current: int | None = None) -> np.ndarray:
+def hold(raw: NDArray[np.intp], hold_hours: int, current: int | None = None) -> NDArray[np.intp]:
     """Running max over the last ``hold_hours`` steps: scale down only after the hold."""
     raw = np.asarray(raw, dtype=int)
     padded = np.concatenate([np.full(hold_hours, -1 if current is None else current), raw])
@@ -107,8 +110,8 @@ def hold(raw: np.ndarray, hold_hours: int, current: int | None = None) -> np.nda
 
 
 def _choose_type(
-    demand: np.ndarray, fleet: Fleet, sizing: SizingConfig, min_nodes: int
-) -> tuple[NodeType, np.ndarray, np.ndarray]:
+    demand: NDArray[np.float64], fleet: Fleet, sizing: SizingConfig, min_nodes: int
+) -> tuple[NodeType, NDArray[np.intp], NDArray[np.intp]]:
     best = None
     for node in fleet.node_types:
         load = nodes_needed(demand, node, sizing.target_util)

@@ -31,13 +31,15 @@ import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import overload
 
 import numpy as np
+from numpy.typing import NDArray
 
 from forecasting.errors import ConfigError, DataValidationError
 
 #: (history up to the origin, horizon) -> point forecast of the next ``horizon`` hours.
-PointForecast = Callable[[np.ndarray, int], np.ndarray]
+PointForecast = Callable[[NDArray[np.float64], int], NDArray[np.float64]]
 
 HOURS_PER_DAY = 24
 POLICIES = ("static", "vpa", "replicast", "oracle")
@@ -48,7 +50,9 @@ class DemandPolicy:
 
     name = "policy"
 
-    def plan(self, history: np.ndarray, horizon: int, usable: float) -> np.ndarray:
+    def plan(
+        self, history: NDArray[np.float64], horizon: int, usable: float
+    ) -> NDArray[np.float64]:
         raise NotImplementedError
 
 
@@ -61,7 +65,9 @@ class StaticPolicy(DemandPolicy):
         self.days = days
         self.factor = factor
 
-    def plan(self, history: np.ndarray, horizon: int, usable: float) -> np.ndarray:
+    def plan(
+        self, history: NDArray[np.float64], horizon: int, usable: float
+    ) -> NDArray[np.float64]:
         recent = history[-self.days * HOURS_PER_DAY :]
         return np.full(horizon, _nanmax(recent) * self.factor)
 
@@ -83,7 +89,9 @@ class VpaPolicy(DemandPolicy):
         self.percentile = percentile
         self.margin = margin
 
-    def plan(self, history: np.ndarray, horizon: int, usable: float) -> np.ndarray:
+    def plan(
+        self, history: NDArray[np.float64], horizon: int, usable: float
+    ) -> NDArray[np.float64]:
         recent = history[-self.days * HOURS_PER_DAY :]
         age = np.arange(len(recent))[::-1].astype(float)  # 0 = newest hour
         weight = 0.5 ** (age / self.half_life_h)
@@ -93,8 +101,8 @@ class VpaPolicy(DemandPolicy):
 
 
 def seasonal_profile_forecast(
-    history: np.ndarray, horizon: int, days: int = 7, weekly_weight: float = 1.0
-) -> np.ndarray:
+    history: NDArray[np.float64], horizon: int, days: int = 7, weekly_weight: float = 1.0
+) -> NDArray[np.float64]:
     """Per hour of day, the median of the last ``days`` days; weekly when history allows.
 
     With two weeks of history or more, each step is instead (``weekly_weight``) the
@@ -119,8 +127,8 @@ def seasonal_profile_forecast(
 
 
 def recent_seasonal_forecast(
-    history: np.ndarray, horizon: int, decay_h: float = 3.0, level_weight: float = 0.5
-) -> np.ndarray:
+    history: NDArray[np.float64], horizon: int, decay_h: float = 3.0, level_weight: float = 0.5
+) -> NDArray[np.float64]:
     """The seasonal profile, scaled to the recent level and pulled toward the last hours.
 
     * level: the last 24 hours over what the profile predicted for them, raised to
@@ -178,7 +186,9 @@ class ReplicastPolicy(DemandPolicy):
     confident_days: int = 7
     name: str = field(default="replicast")
 
-    def plan(self, history: np.ndarray, horizon: int, usable: float) -> np.ndarray:
+    def plan(
+        self, history: NDArray[np.float64], horizon: int, usable: float
+    ) -> NDArray[np.float64]:
         n = len(history)
         forecasters = self.forecast if isinstance(self.forecast, tuple) else (self.forecast,)
         origins = [
@@ -193,7 +203,9 @@ class ReplicastPolicy(DemandPolicy):
         if self.cap_days:
             recent_max = _nanmax(history[-self.cap_days * HOURS_PER_DAY :])
             cap = recent_max if math.isfinite(recent_max) else math.inf
-        best: tuple[float, Callable[[np.ndarray], np.ndarray], PointForecast] | None = None
+        best: (
+            tuple[float, Callable[[NDArray[np.float64]], NDArray[np.float64]], PointForecast] | None
+        ) = None
         for forecast in forecasters:
             pred = np.concatenate(
                 [np.asarray(forecast(history[:o], horizon))[: min(horizon, n - o)] for o in origins]
@@ -224,25 +236,25 @@ class ReplicastPolicy(DemandPolicy):
 
 
 def _smallest_margin(
-    pred: np.ndarray,
-    real: np.ndarray,
+    pred: NDArray[np.float64],
+    real: NDArray[np.float64],
     usable: float,
     target: float,
     form: str,
     cap: float,
-) -> tuple[float, Callable[[np.ndarray], np.ndarray]] | None:
+) -> tuple[float, Callable[[NDArray[np.float64]], NDArray[np.float64]]] | None:
     """Smallest margin of ``form`` meeting ``target`` in-sample: (node-hours, plan maker)."""
     levels = np.concatenate([np.linspace(0.5, 0.99, 50), [0.995, 1.0]])
     if form == "additive":
         margins = np.unique(np.maximum(np.quantile(real - pred, levels), 0.0))
 
-        def apply(p: np.ndarray, m: float) -> np.ndarray:
+        def apply(p: NDArray[np.float64], m: float) -> NDArray[np.float64]:
             return np.minimum(np.maximum(p + m, 0.0), cap)
     elif form == "relative":
         ratio = real / np.maximum(pred, 1e-9 * max(float(np.nanmax(np.abs(real))), 1e-12))
         margins = np.unique(np.maximum(np.quantile(ratio, levels), 1.0))
 
-        def apply(p: np.ndarray, m: float) -> np.ndarray:
+        def apply(p: NDArray[np.float64], m: float) -> NDArray[np.float64]:
             return np.minimum(np.maximum(p, 0.0) * m, cap)
     else:
         raise ConfigError(f"unknown margin form {form!r}: use 'additive' or 'relative'")
@@ -257,9 +269,9 @@ def _smallest_margin(
 class ReplayResult:
     """Per policy, the planned nodes of every replayed hour, and the real load."""
 
-    hours: np.ndarray  # positions in the series of the replayed hours
-    actual: np.ndarray
-    nodes: dict[str, np.ndarray]
+    hours: NDArray[np.intp]  # positions in the series of the replayed hours
+    actual: NDArray[np.float64]
+    nodes: dict[str, NDArray[np.float64]]
     node_capacity: float
     target_util: float
 
@@ -271,7 +283,10 @@ class ReplayResult:
 
 
 def sizing_metrics(
-    actual: np.ndarray, nodes: np.ndarray, node_capacity: float, target_util: float
+    actual: NDArray[np.float64],
+    nodes: NDArray[np.float64],
+    node_capacity: float,
+    target_util: float,
 ) -> dict[str, float]:
     """``node_hours``, ``violation_rate`` and ``slack`` of a plan over the hours with data."""
     actual = np.asarray(actual, dtype=float)
@@ -291,14 +306,16 @@ def sizing_metrics(
     }
 
 
-def demand_to_nodes(demand: np.ndarray, node_capacity: float, target_util: float) -> np.ndarray:
+def demand_to_nodes(
+    demand: NDArray[np.float64], node_capacity: float, target_util: float
+) -> NDArray[np.float64]:
     """``ceil(demand / (capacity x util))`` (NaN and negative demand -> 0 nodes)."""
     usable = node_capacity * target_util
     demand = np.nan_to_num(np.asarray(demand, dtype=float), nan=0.0)
     return np.ceil(np.maximum(demand, 0.0) / usable - 1e-9)
 
 
-def auto_capacity(values: np.ndarray, warmup_hours: int = 7 * HOURS_PER_DAY) -> float:
+def auto_capacity(values: NDArray[np.float64], warmup_hours: int = 7 * HOURS_PER_DAY) -> float:
     """``auto`` node capacity: the median demand of the warm-up part / 4."""
     median = _nanmedian(np.asarray(values, dtype=float)[:warmup_hours])
     if not median > 0:
@@ -310,7 +327,7 @@ def auto_capacity(values: np.ndarray, warmup_hours: int = 7 * HOURS_PER_DAY) -> 
 
 
 def replay(
-    values: np.ndarray,
+    values: NDArray[np.float64],
     policies: Mapping[str, DemandPolicy],
     *,
     node_capacity: float,
@@ -351,8 +368,8 @@ def replay(
             f"{warmup_hours} h warm-up"
         )
     usable = node_capacity * target_util
-    hours: list[np.ndarray] = []
-    nodes: dict[str, list[np.ndarray]] = {name: [] for name in policies}
+    hours: list[NDArray[np.intp]] = []
+    nodes: dict[str, list[NDArray[np.float64]]] = {name: [] for name in policies}
     if with_oracle:
         nodes["oracle"] = []
     for origin in range(warmup_hours, len(values), every):
@@ -393,7 +410,7 @@ def default_policies(risk_quantile: float = 0.99) -> dict[str, DemandPolicy]:
     }
 
 
-def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+def weighted_quantile(values: NDArray[np.float64], weights: NDArray[np.float64], q: float) -> float:
     """Quantile ``q`` of ``values`` under sample ``weights`` (inverted weighted CDF)."""
     values = np.asarray(values, dtype=float)
     if len(values) == 0:
@@ -404,12 +421,20 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> floa
     return float(values[order][min(pos, len(values) - 1)])
 
 
-def _nanmax(values: np.ndarray) -> float:
+def _nanmax(values: NDArray[np.float64]) -> float:
     values = np.asarray(values, dtype=float)
     return float(np.nanmax(values)) if np.isfinite(values).any() else math.nan
 
 
-def _nanmedian(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
+@overload
+def _nanmedian(values: NDArray[np.float64], axis: None = None) -> float: ...
+
+
+@overload
+def _nanmedian(values: NDArray[np.float64], axis: int) -> NDArray[np.float64]: ...
+
+
+def _nanmedian(values: NDArray[np.float64], axis: int | None = None) -> NDArray[np.float64] | float:
     """``np.nanmedian`` without the all-NaN-slice warning (such slices give NaN)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

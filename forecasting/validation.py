@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from numpy.typing import NDArray
 
 from forecasting.errors import DataValidationError
 from forecasting.schemas import QUARANTINE, Column, Schema
@@ -95,8 +96,8 @@ class Validator:
         self.now = _utc_stamp(now) if now is not None else pd.Timestamp.now(tz="UTC")
         self._next_row = 1
         self._seen_keys = pd.Index([], dtype="uint64")
-        self._seen_rows = np.array([], dtype="int64")
-        self._seen_full = np.array([], dtype="uint64")
+        self._seen_rows: NDArray[np.int64] = np.array([], dtype="int64")
+        self._seen_full: NDArray[np.uint64] = np.array([], dtype="uint64")
         self._warned: set[str] = set()
 
     # -- whole-input checks -------------------------------------------------------------
@@ -138,7 +139,7 @@ class Validator:
     def validate(
         self,
         frame: pd.DataFrame,
-        rows: np.ndarray | None = None,
+        rows: NDArray[np.int64] | None = None,
         problems: Sequence[pd.Series] = (),
     ) -> ValidationResult:
         """Validate the next chunk of the input.
@@ -211,7 +212,9 @@ class Validator:
             now=self.now,
         )
 
-    def _duplicates(self, typed: pd.DataFrame, rows: np.ndarray, mask: np.ndarray) -> pd.Series:
+    def _duplicates(
+        self, typed: pd.DataFrame, rows: NDArray[np.int64], mask: NDArray[np.bool_]
+    ) -> pd.Series:
         """Reasons for the rows (among ``mask``) that repeat an earlier key + ts."""
         out = pd.Series(pd.NA, index=typed.index, dtype="object")
         cand = typed if mask.all() else typed[mask]
@@ -228,7 +231,8 @@ class Validator:
         first_full = h_full[first_pos]
         is_dup = first_pos != np.arange(len(cand))
         # ... or in an earlier chunk
-        pos = self._seen_keys.get_indexer(h_key)
+        # pandas-stubs type the target as an Index; pandas takes any array (no copy made)
+        pos = self._seen_keys.get_indexer(h_key)  # type: ignore[arg-type]
         earlier = pos >= 0
         if earlier.any():
             first_row = np.where(earlier, self._seen_rows[pos], first_row)
@@ -252,7 +256,7 @@ class Validator:
         return out
 
     def _quarantine_rows(
-        self, raw: pd.DataFrame, rows: np.ndarray, ts: pd.Series, reason: pd.Series
+        self, raw: pd.DataFrame, rows: NDArray[np.int64], ts: pd.Series, reason: pd.Series
     ) -> pd.DataFrame:
         return _quarantine_frame(
             ts=ts.fillna(EPOCH).reset_index(drop=True),
@@ -352,7 +356,7 @@ def _check_ts(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Series]]:
     return typed, reasons
 
 
-def _parse_ts_text(text: pa.Array) -> np.ndarray:
+def _parse_ts_text(text: pa.StringArray) -> NDArray[np.datetime64]:
     """Parse text timestamps to naive UTC ``datetime64[ns]`` (NaT where unparseable).
 
     Offsets are converted, naive text is taken as UTC, digits are epoch seconds.
@@ -443,8 +447,9 @@ def _check_text(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Series]
     else:
         codes, uniques = pd.factorize(raw.astype(object), use_na_sentinel=True)
         stripped = pd.Series(uniques, dtype=object).astype(str).str.strip()
-        stripped = stripped.where(stripped.ne(""), None)
-        values = np.append(stripped.to_numpy(dtype=object), None)
+        # the stubs allow no None as the replacement value, which pandas and numpy take
+        stripped = stripped.where(stripped.ne(""), None)  # type: ignore[call-overload]
+        values = np.append(stripped.to_numpy(dtype=object), None)  # type: ignore[call-overload]
     typed = pd.Series(values[codes], index=raw.index, dtype=object)
     missing = typed.isna()
     if col.required:
@@ -462,13 +467,13 @@ def _arrow_backed(raw: pd.Series) -> bool:
     """Whether ``raw`` holds Arrow strings (as CSV batches do), so no Python objects are made."""
     dtype = raw.dtype
     if isinstance(dtype, pd.ArrowDtype):
-        return pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(
-            dtype.pyarrow_dtype
+        return bool(
+            pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(dtype.pyarrow_dtype)
         )
     return isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
 
 
-def _text_array(raw: pd.Series) -> pa.Array:
+def _text_array(raw: pd.Series) -> pa.StringArray:
     """The values as an Arrow string array, blanks trimmed, empty text as null."""
     if _arrow_backed(raw):
         text = pa.array(raw.array).cast(pa.string())
@@ -484,8 +489,9 @@ def _text_array(raw: pd.Series) -> pa.Array:
     return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
 
 
-def _nulls(text: pa.Array) -> np.ndarray:
-    return text.is_null().to_numpy(zero_copy_only=False)
+def _nulls(text: pa.StringArray) -> NDArray[np.bool_]:
+    nulls: NDArray[np.bool_] = text.is_null().to_numpy(zero_copy_only=False)
+    return nulls
 
 
 def _empty_typed(col: Column, n: int) -> pd.Series:
@@ -522,7 +528,8 @@ def _join_reasons(problems: list[pd.Series], n: int) -> pd.Series:
 def _rows_as_json(raw: pd.DataFrame) -> list[str]:
     if raw.empty:
         return [json.dumps({}) for _ in range(len(raw))]
-    plain = raw.astype(object).where(raw.notna(), None)
+    # pandas-stubs allow no None as the replacement value, which pandas takes
+    plain = raw.astype(object).where(raw.notna(), None)  # type: ignore[call-overload]
     return [
         json.dumps(record, default=str, ensure_ascii=False) for record in plain.to_dict("records")
     ]
@@ -533,7 +540,7 @@ def _quarantine_frame(
     ts: pd.Series,
     dataset: str,
     source: str,
-    rows: np.ndarray,
+    rows: NDArray[np.int64],
     reasons: list[str],
     raw: list[str],
     now: pd.Timestamp,
