@@ -12,7 +12,6 @@ flipped byte is an error, not a wrong number.
 from __future__ import annotations
 
 import fcntl
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,12 +23,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from forecasting.durable import fsync_dir
+from forecasting.durable import TMP_SUFFIX, atomic_write
 from forecasting.errors import DataValidationError
 from forecasting.schemas import dedupe_key
 
 _NAMESPACE = uuid.UUID("6f1c2d55-5a63-4a5e-9a57-0c8f3f2b9e11")
-_TMP_SUFFIX = ".tmp"
 
 
 @dataclass(frozen=True)
@@ -41,18 +39,9 @@ class WriteResult:
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` through a temp file, fsync and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_TMP_SUFFIX}")
-    try:
-        with open(tmp, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd", write_page_checksum=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
+    """Write ``table`` to ``path`` (zstd, page checksums) with :func:`durable.atomic_write`."""
+    with atomic_write(path, "wb") as fh:
+        pq.write_table(table, fh, compression="zstd", write_page_checksum=True)
 
 
 def read_parquet_verified(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
@@ -79,10 +68,10 @@ class Lake:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir())
 
     def clean_temp(self) -> int:
-        """Remove temp files left by a crashed writer; returns how many."""
+        """Remove temp files left by a crashed writer (``durable.TMP_SUFFIX``); returns how many."""
         removed = 0
         if self.root.is_dir():
-            for tmp in self.root.rglob(f"*{_TMP_SUFFIX}"):
+            for tmp in self.root.rglob(f"*{TMP_SUFFIX}"):
                 tmp.unlink(missing_ok=True)
                 removed += 1
         return removed

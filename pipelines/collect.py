@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from forecasting.durable import fsync_dir
+from forecasting.durable import write_text_atomic
 from forecasting.errors import SourceError
 from forecasting.lake import Lake
 from forecasting.settings import Settings
@@ -90,15 +89,8 @@ def load_baseline(path: Path) -> postgres.PgSample | None:
 
 
 def save_baseline(path: Path, current: postgres.PgSample) -> None:
-    """Persist ``current`` atomically (temp file, fsync, rename, fsync dir)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(current.to_json())
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    """Persist ``current`` atomically and durably (temp file, fsync, rename, fsync dir)."""
+    write_text_atomic(path, current.to_json())
 
 
 class Collector:
