@@ -1,11 +1,20 @@
-"""Segment order of a run: the newest priority queue from the lake, or alphabetical."""
+"""Segment order of a run: the newest priority queue from the lake, or alphabetical.
+
+pandas and pyarrow load only when the lake holds a queue to read (a sync starts
+without them otherwise).
+"""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+QUEUE = "priority_queue"
+
+
+def _has_partitions(dataset: Path) -> bool:
+    """Whether a lake dataset has a partition file (``date=*/part-*.parquet``, the lake's
+    layout), found without pandas."""
+    return next(dataset.glob("date=*/part-*.parquet"), None) is not None
 
 
 def priority_ranks(
@@ -16,14 +25,17 @@ def priority_ranks(
     Returns:
         ``(ranks, note)``; ranks is empty when there is no queue, and note says why.
     """
-    import pandas as pd  # pandas/pyarrow only when a queue is read
+    absent = f"no priority_queue in the lake ({lake_dir}); fell back to alphabetical order"
+    if not _has_partitions(Path(lake_dir) / QUEUE):
+        return {}, absent
+    import pandas as pd
 
     from forecasting.lake import Lake
 
-    frame = Lake(lake_dir).read("priority_queue")
+    frame = Lake(lake_dir).read(QUEUE)
     where = f"cluster={cluster or '*'}, replica={replica or '*'}"
     if frame.empty:
-        return {}, f"no priority_queue in the lake ({lake_dir}); fell back to alphabetical order"
+        return {}, absent
     if cluster is not None:
         frame = frame[frame["cluster"] == cluster]
     if replica is not None:
