@@ -38,6 +38,7 @@ import pyarrow.csv as pacsv
 import pipelines
 from forecasting.errors import DataValidationError, ReplicastError, SourceError
 from forecasting.lake import Lake, read_parquet_verified
+from forecasting.redact import redact
 from forecasting.schemas import INPUT_SCHEMAS, Schema
 from forecasting.validation import ValidationResult, Validator, empty_quarantine
 from pipelines import sources
@@ -57,7 +58,6 @@ MAX_EXAMPLES = 5
 _CSV_BLOCK_BYTES = 8 << 20
 _REPLACEMENT = "\ufffd"
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_PASSWORD = re.compile(r"(://[^/@:]*):[^/@]*@")
 
 #: ``progress(done, total)``: bytes of a CSV file, rows of a Parquet file or frame.
 Progress = Callable[[int, int], None]
@@ -281,11 +281,6 @@ def expand_paths(paths_or_globs: Iterable[str | Path]) -> list[Path]:
 def is_uri(spec: str) -> bool:
     """Whether ``spec`` is a scheme URI (``postgresql://``, ``prometheus://``...)."""
     return bool(_URI.match(spec)) and not spec.lower().startswith("file://")
-
-
-def redact(uri: str) -> str:
-    """``uri`` with any password replaced by ``***``."""
-    return _PASSWORD.sub(r"\1:***@", uri)
 
 
 def ingest_uri(
@@ -619,6 +614,5 @@ __all__ = [
     "ingest_sample",
     "ingest_uri",
     "is_uri",
-    "redact",
     "sample_paths",
 ]

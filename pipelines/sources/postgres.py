@@ -52,6 +52,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from forecasting.errors import SourceError
+from forecasting.redact import redact
 from forecasting.settings import Settings
 from pipelines.sources.counters import counter_increase, increases
 
@@ -229,7 +230,7 @@ def parse_target(uri: str, settings: Settings) -> PgTarget:
     try:
         port = parts.port
     except ValueError as exc:
-        raise SourceError(f"{_redact(uri)}: bad port in DSN ({exc}); write host:5432") from exc
+        raise SourceError(f"{redact(uri)}: bad port in DSN ({exc}); write host:5432") from exc
     params = dict(parse_qsl(parts.query, keep_blank_values=True))
     own = {k: params.pop(k) for k in OWN_PARAMS if k in params}
     host = parts.hostname or "localhost"
@@ -242,13 +243,13 @@ def parse_target(uri: str, settings: Settings) -> PgTarget:
         sample_s = _seconds(own.get("sample", "5s"))
     except ValueError as exc:
         raise SourceError(
-            f"{_redact(uri)}: bad query parameter ({exc}); write e.g. vcpus=4&sample=5s"
+            f"{redact(uri)}: bad query parameter ({exc}); write e.g. vcpus=4&sample=5s"
         ) from exc
     if vcpus is not None and vcpus <= 0:
-        raise SourceError(f"{_redact(uri)}: vcpus must be > 0, got {vcpus}")
+        raise SourceError(f"{redact(uri)}: vcpus must be > 0, got {vcpus}")
     return PgTarget(
         conninfo=conninfo,
-        display=_redact(uri),
+        display=redact(uri),
         cluster=cluster,
         region=region,
         node=node,
@@ -269,14 +270,6 @@ def _seconds(text: str) -> float:
     if seconds.total_seconds() <= 0:
         raise ValueError(f"sample must be > 0, got {text!r}")
     return seconds.total_seconds()
-
-
-def _redact(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def connect(target: PgTarget, timeout_s: float = 5.0) -> psycopg.Connection:

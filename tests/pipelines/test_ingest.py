@@ -22,7 +22,6 @@ from pipelines.ingest import (
     ingest_paths,
     ingest_sample,
     ingest_uri,
-    redact,
     sample_paths,
 )
 from tests.conftest import SAMPLE_DIR
@@ -265,11 +264,6 @@ def test_ingest_frame_validates_frames_from_sources(lake: Lake) -> None:
 def test_unknown_scheme_is_a_source_error(lake: Lake, settings) -> None:
     with pytest.raises(SourceError):
         ingest_uri("ftp://example.invalid/x", lake=lake, settings=settings)
-
-
-def test_redact_hides_passwords() -> None:
-    assert redact("postgresql://bob:s3cret@db:5432/x") == "postgresql://bob:***@db:5432/x"
-    assert redact("prometheus://host:9090") == "prometheus://host:9090"
 
 
 def test_missing_sample_says_how_to_make_it(
