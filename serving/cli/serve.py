@@ -1,4 +1,4 @@
-"""`replicast serve`: the HTTP API under uvicorn (``--factory serving.http.app:create_app``)."""
+"""`replicast serve`: the HTTP API under uvicorn (one app in this process, or N workers)."""
 
 from __future__ import annotations
 
@@ -60,11 +60,12 @@ def serve(
     """
     import uvicorn
 
-    if dev:
-        os.environ["REPLICAST_SERVE__DEV_MODE"] = "true"
-    os.environ["REPLICAST_LOG_LEVEL"] = log_level.upper()
-    get_settings.cache_clear()
+    from serving.http.app import WORKER_LOG_LEVEL_ENV, create_app
+
     settings = get_settings()
+    if dev:
+        serve_cfg = settings.serve.model_copy(update={"dev_mode": True})
+        settings = settings.model_copy(update={"serve": serve_cfg})
     serve_cfg = settings.serve
     if serve_cfg.api_token and not serve_cfg.api_token.strip():
         raise ConfigError("serve.api_token: only whitespace; set a real token or none")
@@ -77,7 +78,6 @@ def serve(
     bind_port = port or serve_cfg.port
     console.print(f"replicast API on http://{bind_host}:{bind_port} (docs at /docs)")
     options: dict[str, Any] = {
-        "factory": True,
         "host": bind_host,
         "port": bind_port,
         "log_config": None,
@@ -95,10 +95,18 @@ def serve(
             if given
             else tempfile.TemporaryDirectory(prefix="replicast-metrics-")
         ) as shared:
-            os.environ[MULTIPROC_ENV] = shared  # the spawned workers inherit it
-            uvicorn.run("serving.http.app:create_app", workers=n_workers, **options)
+            # uvicorn spawns workers from an import string: they read the settings
+            # themselves, and the command's own options reach them through the environment
+            os.environ[MULTIPROC_ENV] = shared
+            os.environ[WORKER_LOG_LEVEL_ENV] = log_level.upper()
+            if dev:
+                os.environ["REPLICAST_SERVE__DEV_MODE"] = "true"
+            uvicorn.run(
+                "serving.http.app:create_worker_app", factory=True, workers=n_workers, **options
+            )
         return
-    server = DrainingServer(uvicorn.Config("serving.http.app:create_app", **options))
+    service = create_app(settings, log_level=log_level.upper())
+    server = DrainingServer(uvicorn.Config(service, **options))
     server.run()
     if not server.started:
         raise typer.Exit(3)

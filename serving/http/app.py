@@ -70,6 +70,7 @@ def create_app(
     settings: Settings | None = None,
     *,
     configure_logs: bool = True,
+    log_level: str = "INFO",
     loader: Loader = registry_loader,
     probe: VersionProbe | None = registry_probe,
 ) -> FastAPI:
@@ -78,6 +79,7 @@ def create_app(
     Args:
         settings: defaults to :func:`forecasting.settings.get_settings`.
         configure_logs: set up structured logging (off in tests that capture logs).
+        log_level: the level of those logs.
         loader: loads the champion (default: the MLflow registry of ``settings``).
         probe: returns the champion's version cheaply, or None to always load.
 
@@ -88,7 +90,7 @@ def create_app(
     if settings.serve.api_token and not settings.serve.api_token.strip():
         raise ConfigError("serve.api_token: only whitespace; set a real token or leave it empty")
     if configure_logs:
-        configure_logging(os.environ.get("REPLICAST_LOG_LEVEL", "INFO"))
+        configure_logging(log_level)
     metrics = ServiceMetrics()
     cache = ModelCache(settings, metrics, loader=loader, probe=probe)
     sync_runs = SyncRunManager(settings, metrics)
@@ -141,3 +143,13 @@ def create_app(
             "mutating routes (sync runs, admin) are disabled"
         )
     return app
+
+
+#: Environment of ``replicast serve --workers N``: uvicorn spawns each worker from an
+#: import string, so the command's own options reach the workers through these.
+WORKER_LOG_LEVEL_ENV = "REPLICAST_SERVE_LOG_LEVEL"
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one ``serve --workers N`` worker process (settings from file and env)."""
+    return create_app(log_level=os.environ.get(WORKER_LOG_LEVEL_ENV, "INFO"))
