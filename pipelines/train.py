@@ -15,18 +15,14 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
 import os
 import reprlib
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from queue import Empty
-from typing import Any, TypeVar
 
 import mlflow
 import pandas as pd
@@ -48,12 +44,11 @@ from models.mlflow_registry import (
     register_with_gate,
 )
 from pipelines import load_series
-from pipelines.dask_runner import make_runner
+from pipelines.dask_runner import make_runner, note
 from pipelines.job_runs import recorded_job
 from pipelines.plots import forecast_vs_actual
 
 logger = logging.getLogger(__name__)
-R = TypeVar("R")
 
 #: ``progress(stage, done, total)``: called as the job advances.
 Progress = Callable[[str, int, int], None]
@@ -128,8 +123,11 @@ class _TargetOutcome:
     forecaster: Forecaster
 
 
-def _fit_target(job: _TargetJob, notify: Callable[[str], None]) -> _TargetOutcome:
-    """Backtest every model on one target, choose the champion and refit it on all data."""
+def _fit_target(job: _TargetJob) -> _TargetOutcome:
+    """Backtest every model on one target, choose the champion and refit it on all data.
+
+    Each fold and the refit are reported with :func:`pipelines.dask_runner.note`.
+    """
     config = job.config
     logger.info(
         "backtesting %s: %d series, %d rows",
@@ -145,7 +143,7 @@ def _fit_target(job: _TargetJob, notify: Callable[[str], None]) -> _TargetOutcom
         folds=job.folds,
         quantiles=config.quantiles,
         season_length=season_length(config.freq, "day"),
-        progress=lambda name, fold: notify(f"{job.target}: {name} fold {fold + 1}/{job.folds}"),
+        progress=lambda name, fold: note(f"{job.target}: {name} fold {fold + 1}/{job.folds}"),
     )
     if result.scores.empty:
         raise DataValidationError(
@@ -154,34 +152,12 @@ def _fit_target(job: _TargetJob, notify: Callable[[str], None]) -> _TargetOutcom
         )
     choice = choose_champion(result.summary())
     forecaster = catalog.build(choice.model, config).fit(job.frame)  # type: ignore[arg-type]
-    notify(f"{job.target}: refit {choice.model}")
+    note(f"{job.target}: refit {choice.model}")
     return _TargetOutcome(job.target, result, choice, forecaster)
 
 
-#: the progress queue of a spawned worker (set by ``_init_worker``)
-_worker_queue: Any = None
-
-
-def _fit_target_in_worker(job: _TargetJob) -> _TargetOutcome:
-    return _fit_target(job, _worker_queue.put)
-
-
-def _fit_target_on_dask(job: _TargetJob) -> _TargetOutcome:
-    """One target on a Dask worker (progress is reported per finished target)."""
-    return _fit_target(job, lambda _stage: None)
-
-
-def _run_on_dask(
-    jobs: list[_TargetJob], dask: str, tick: Callable[[str, int], None]
-) -> list[_TargetOutcome]:
-    """Run the per-target jobs on a Dask cluster (``"local"`` or ``tcp://host:port``)."""
-    steps = len(jobs[0].models) * jobs[0].folds + 1 if jobs else 0
-
-    def finished(done: int, total: int) -> None:
-        tick(f"{done}/{total} targets done on Dask ({dask})", steps)
-
-    with make_runner(dask) as runner:
-        return runner.map(_fit_target_on_dask, jobs, progress=finished)
+#: loggers whose levels a worker process copies from the parent (the root is "")
+_WORKER_LOGGERS = ("", "cmdstanpy", "prophet", "prophet.plot", "lightgbm", "statsforecast")
 
 
 def _workers(requested: int | None, jobs: int) -> int:
@@ -190,52 +166,25 @@ def _workers(requested: int | None, jobs: int) -> int:
     return max(1, min(jobs, os.cpu_count() or 1))
 
 
-def _run_jobs(
-    jobs: list[_TargetJob], workers: int, tick: Callable[[str], None]
-) -> Iterator[_TargetOutcome]:
-    """Run the per-target jobs, in this process (1 worker) or in spawned processes."""
-    if workers <= 1:
-        for job in jobs:
-            yield _fit_target(job, tick)
-        return
-    context = multiprocessing.get_context("spawn")  # no fork after OpenMP/threads started
-    levels = {name: logging.getLogger(name).getEffectiveLevel() for name in _WORKER_LOGGERS}
-    queue = context.Queue()  # handed to the workers at start (no manager process)
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(levels, queue)
-    ) as pool:
-        futures = [pool.submit(_fit_target_in_worker, job) for job in jobs]
-        pending = set(futures)
-        while pending:
-            _drain(queue, tick)
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            for future in done:
-                future.result()  # re-raise a worker's error here, with its message
-        _drain(queue, tick)
-        for future in futures:
-            yield future.result()
+def _run_targets(
+    jobs: list[_TargetJob],
+    *,
+    dask: str | None,
+    workers: int | None,
+    tick: Callable[[str, int], None],
+) -> list[_TargetOutcome]:
+    """Fit the targets: in this process (1 worker), in spawned processes, or on Dask.
 
+    Locally every fold and refit ticks; Dask reports each finished target (all its steps).
+    """
+    steps = len(jobs[0].models) * jobs[0].folds + 1 if jobs else 0
 
-#: loggers whose levels a spawned worker copies from the parent (the root is "")
-_WORKER_LOGGERS = ("", "cmdstanpy", "prophet", "prophet.plot", "lightgbm", "statsforecast")
+    def finished(done: int, total: int) -> None:
+        tick(f"{done}/{total} targets done on Dask ({dask})", steps)
 
-
-def _init_worker(levels: dict[str, int], queue: Any) -> None:
-    """A spawned worker logs like its parent (same levels, to stderr) and reports to ``queue``."""
-    global _worker_queue
-    _worker_queue = queue
-    logging.basicConfig(level=levels.get("", logging.WARNING))
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
-
-
-def _drain(queue: Any, tick: Callable[[str], None]) -> None:
-    while True:
-        try:
-            stage = queue.get_nowait()
-        except Empty:
-            return
-        tick(stage)
+    runner = make_runner(dask, workers=_workers(workers, len(jobs)), loggers=_WORKER_LOGGERS)
+    with runner:
+        return runner.map(_fit_target, jobs, progress=finished if dask else None, on_note=tick)
 
 
 def train(
@@ -351,11 +300,7 @@ def _train(
     jobs = [
         _TargetJob(target, frames[target], tuple(model_names), config, folds) for target in targets
     ]
-    outcomes = (
-        _run_on_dask(jobs, dask, tick)
-        if dask
-        else _run_jobs(jobs, _workers(workers, len(jobs)), tick)
-    )
+    outcomes = _run_targets(jobs, dask=dask, workers=workers, tick=tick)
     for outcome in outcomes:
         results[outcome.target] = outcome.result
         choices[outcome.target] = outcome.choice

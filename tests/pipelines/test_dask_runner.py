@@ -1,4 +1,4 @@
-"""Runners: in-process and on real Dask clusters (a new local one, or one at an address)."""
+"""Runners: in-process, over local processes, and on real Dask clusters (local or remote)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from forecasting.errors import ConfigError
-from pipelines.dask_runner import DaskRunner, SequentialRunner, make_runner
+from pipelines.dask_runner import DaskRunner, ProcessRunner, SequentialRunner, make_runner, note
 
 
 def _fit(item: tuple[int, float]) -> dict[str, float]:
@@ -23,6 +23,11 @@ def _fail_on_three(x: int) -> int:
     if x == 3:
         raise ValueError(f"cannot fit series {x}")
     return x
+
+
+def _noted(x: int) -> int:
+    note(f"item {x}")
+    return 2 * x
 
 
 ITEMS = [(seed, 1.0 + seed / 10) for seed in range(12)]
@@ -113,9 +118,34 @@ def test_an_address_without_a_dask_scheme_is_refused(address: str):
         DaskRunner(address)
 
 
+def test_sequential_map_hands_notes_to_on_note():
+    notes: list[str] = []
+    assert SequentialRunner().map(_noted, range(3), on_note=notes.append) == [0, 2, 4]
+    assert notes == ["item 0", "item 1", "item 2"]
+    note("outside any map")  # dropped, not an error
+
+
+def test_process_runner_gives_the_sequential_results_notes_and_errors():
+    seen: list[tuple[int, int]] = []
+    notes: list[str] = []
+    with ProcessRunner(2) as runner:
+        out = runner.map(_fit, ITEMS, progress=lambda d, t: seen.append((d, t)))
+        assert runner.map(_noted, range(4), on_note=notes.append) == [0, 2, 4, 6]
+        with pytest.raises(ValueError, match="series 3"):
+            runner.map(_fail_on_three, range(6))
+    assert out == SequentialRunner().map(_fit, ITEMS)
+    assert [d for d, _ in seen] == list(range(1, len(ITEMS) + 1))
+    assert sorted(notes) == [f"item {x}" for x in range(4)]
+    with pytest.raises(RuntimeError, match="outside its `with` block"):
+        runner.map(_fit, ITEMS)
+
+
 def test_make_runner_picks_the_runner():
     assert isinstance(make_runner(None), SequentialRunner)
     assert isinstance(make_runner(""), SequentialRunner)
+    assert isinstance(make_runner(None, workers=1), SequentialRunner)
+    assert make_runner(None, workers=3).n_workers == 3
+    assert isinstance(make_runner("local", workers=3), DaskRunner)
     local = make_runner("local")
     assert isinstance(local, DaskRunner) and local.address is None
     assert make_runner("tcp://10.0.0.1:8786").address == "tcp://10.0.0.1:8786"
