@@ -29,9 +29,10 @@ test: $(STAMP)  ## the whole test suite (integration tests included)
 test-fast: $(STAMP)  ## unit tests only
 	$(BIN)/python -m pytest -q -m "not slow and not integration"
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff (lint + format) and mypy (strict on forecasting/ and features/)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 serve: $(STAMP)  ## the HTTP API on 127.0.0.1:8000 (docs at /docs)
 	$(BIN)/replicast serve
@@ -47,4 +48,4 @@ simulate-sample: $(STAMP)  ## regenerate data/sample/ (deterministic)
 	$(BIN)/replicast simulate --sample --out data/sample
 
 clean:  ## remove the local lake, MLflow store and caches (not .venv)
-	rm -rf var .pytest_cache .ruff_cache
+	rm -rf var .pytest_cache .ruff_cache .mypy_cache
