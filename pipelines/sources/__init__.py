@@ -14,14 +14,6 @@ import pandas as pd
 from forecasting.errors import SourceError
 from forecasting.settings import Settings
 
-SCHEMES = ("postgresql", "postgres", "prometheus", "prometheus+https")
-
-
-def is_source_uri(text: str) -> bool:
-    """Whether ``text`` names a live source (a URI with a known scheme) rather than a file."""
-    return urlsplit(text).scheme in SCHEMES
-
-
 def snapshot(uri: str, settings: Settings) -> dict[str, pd.DataFrame]:
     """Read one snapshot of a live source.
 

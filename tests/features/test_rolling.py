@@ -1,17 +1,21 @@
-"""Rolling statistics cover only past values."""
+"""trailing_stat: the window ends at the row itself and needs min_periods values."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from features.rolling import rolling_features
+from features.rolling import trailing_stat
 
 
-def test_rolling_window_ends_before_the_row() -> None:
-    ts = pd.date_range("2024-01-01", periods=50, freq="1h", tz="UTC")
-    frame = pd.DataFrame({"series_id": "s", "ts": ts, "y": np.arange(50.0)})
-    out = rolling_features(frame, windows=[4])
-    assert out.roll_mean_4[10] == np.mean([6, 7, 8, 9])
-    assert out.roll_max_4[10] == 9.0  # y[10] itself is not included
-    assert np.isnan(out.roll_mean_4[0])
+def test_window_ends_at_the_row() -> None:
+    y = np.arange(10.0)
+    assert trailing_stat(y, 4, "mean")[5] == np.mean([2, 3, 4, 5])
+    assert trailing_stat(y, 4, "max", 1)[5] == 5.0
+    assert trailing_stat(y, 4, "min", 1)[5] == 2.0
+
+
+def test_too_few_values_give_nan() -> None:
+    y = np.array([1.0, np.nan, 3.0, 4.0])
+    std = trailing_stat(y, 2, "std")
+    assert np.isnan(std[0]) and np.isnan(std[1]) and np.isnan(std[2])
+    assert std[3] == np.std([3.0, 4.0], ddof=1)
