@@ -14,6 +14,7 @@ import pandas as pd
 from forecasting.errors import SourceError
 from forecasting.settings import Settings
 
+
 def snapshot(uri: str, settings: Settings) -> dict[str, pd.DataFrame]:
     """Read one snapshot of a live source.
 
