@@ -27,8 +27,8 @@ import pandas as pd
 
 from features.scaling import origin_scales
 from forecasting.forecaster import SERIES, STEP, TS, Forecaster, Y, quantile_column
-from models import fit_cache
 from models.calibration import ConformalCalibrator
+from models.fit_cache import FitCache
 from models.fitted import check_fitted
 from models.panel import check_history, forecast_frame, split_series
 
@@ -42,13 +42,15 @@ def truncate(history: pd.DataFrame, steps: int) -> pd.DataFrame:
     return ordered.loc[from_end >= steps].reset_index(drop=True)
 
 
-def _fit_member(model: Forecaster, history: pd.DataFrame) -> Forecaster:
-    """Fit a fresh copy of ``model``, or reuse an identical fit (:mod:`models.fit_cache`)."""
-    key = fit_cache.cache_key(model, history)
-    fitted = fit_cache.recall(key)
+def _fit_member(model: Forecaster, history: pd.DataFrame, cache: FitCache | None) -> Forecaster:
+    """Fit a fresh copy of ``model``, or reuse an identical fit of ``cache``."""
+    if cache is None:
+        return copy.deepcopy(model).fit(history)
+    key = cache.key(model, history)
+    fitted = cache.recall(key)
     if fitted is None:
         fitted = copy.deepcopy(model).fit(history)
-        fit_cache.remember(key, fitted)
+        cache.remember(key, fitted)
     return fitted
 
 
@@ -68,6 +70,8 @@ class Ensemble:
             are for the calibration forecasts (cheap for models with few parameters
             that re-filter their state from the history they are given, such as ETS
             and seasonal naive; a global learner such as LightGBM must not be listed).
+        fit_cache: a memo of fits shared with the caller's stand-alone models (None =
+            none): a member fit of identical parameters and data is reused.
     """
 
     def __init__(
@@ -80,6 +84,7 @@ class Ensemble:
         origin_every: int = 6,
         refit: bool = True,
         fit_once: Sequence[str] = (),
+        fit_cache: FitCache | None = None,
     ) -> None:
         self.members = members
         self.freq = freq
@@ -89,6 +94,7 @@ class Ensemble:
         self.origin_every = origin_every
         self.refit = refit
         self.fit_once = fit_once
+        self.fit_cache = fit_cache
 
     def _combine(self, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
         """``series_id, ts, step, point`` and per-series spread at the origin."""
@@ -116,7 +122,7 @@ class Ensemble:
             hold = 0  # too short to hold anything out: calibrate in-sample below
         train = truncate(history, hold) if hold else history
         self.fitted_members_ = {
-            name: _fit_member(m, history if name in self.fit_once else train)
+            name: _fit_member(m, history if name in self.fit_once else train, self.fit_cache)
             for name, m in self.members.items()
         }
         residuals, steps = self._calibration_residuals(history, hold)
@@ -124,7 +130,7 @@ class Ensemble:
         if self.refit and hold:
             for name, m in self.members.items():
                 if name not in self.fit_once:
-                    self.fitted_members_[name] = _fit_member(m, history)
+                    self.fitted_members_[name] = _fit_member(m, history, self.fit_cache)
         return self
 
     def _calibration_residuals(

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.parallel import process_map
-from models import fit_cache
+from models.fit_cache import FitCache
 from models.fitted import check_fitted
 from models.panel import Series, check_history, forecast_each, split_series
 
@@ -135,6 +135,8 @@ class ETSForecaster:
         week_length: steps per week, for the weekly adjustment (None = 7 seasons;
             0 turns the adjustment off).
         max_history: fit on at most this many trailing steps (None = all).
+        fit_cache: a memo of fits shared with other models of the caller (None = none):
+            a fit of identical parameters and data is adopted instead of repeated.
     """
 
     def __init__(
@@ -145,6 +147,7 @@ class ETSForecaster:
         n_jobs: int = 1,
         week_length: int | None = None,
         max_history: int | None = 8 * 7 * 24,
+        fit_cache: FitCache | None = None,
     ) -> None:
         self.season_length = season_length
         self.freq = freq
@@ -152,6 +155,7 @@ class ETSForecaster:
         self.n_jobs = n_jobs
         self.week_length = week_length
         self.max_history = max_history
+        self.fit_cache = fit_cache
 
     @property
     def _week(self) -> int:
@@ -174,8 +178,9 @@ class ETSForecaster:
     def fit(self, history: pd.DataFrame) -> Self:
         """Fit one ETS model per series; returns ``self``."""
         check_history(history, type(self).__name__)
-        key = fit_cache.cache_key(self, history)
-        if fit_cache.adopt(self, key):
+        cache = self.fit_cache
+        key = None if cache is None else cache.key(self, history)
+        if cache is not None and cache.adopt(self, key):
             return self
         series = split_series(history, self.freq)
         profiles: dict[str, np.ndarray | None] = {}
@@ -193,7 +198,8 @@ class ETSForecaster:
         self.fitted_ends_: dict[str, tuple[pd.Timestamp, int]] = {
             s.series_id: (s.last_ts, s.y.size) for s in series
         }
-        fit_cache.remember(key, copy.deepcopy(self))
+        if cache is not None:
+            cache.remember(key, copy.deepcopy(self))
         return self
 
     def predict(

@@ -33,8 +33,8 @@ from features.calendar import local_calendar, timezone_of
 from features.direct import direct_design, feature_names
 from features.scaling import origin_scales
 from forecasting.forecaster import quantile_column
-from models import fit_cache
 from models.calibration import ConformalCalibrator
+from models.fit_cache import FitCache
 from models.fitted import check_fitted
 from models.panel import Series, check_history, forecast_frame, split_series
 
@@ -64,6 +64,8 @@ class LightGBMQuantile:
         refit: refit on all rows after early stopping.
         n_jobs: LightGBM threads.
         random_state: seed.
+        fit_cache: a memo of fits shared with other models of the caller (None = none):
+            a fit of identical parameters and data is adopted instead of repeated.
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class LightGBMQuantile:
         refit: bool = True,
         n_jobs: int = 1,
         random_state: int = 0,
+        fit_cache: FitCache | None = None,
     ) -> None:
         self.freq = freq
         self.season_length = season_length
@@ -99,6 +102,7 @@ class LightGBMQuantile:
         self.refit = refit
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.fit_cache = fit_cache
 
     # -- design -----------------------------------------------------------------------------
 
@@ -182,8 +186,9 @@ class LightGBMQuantile:
         import lightgbm as lgb
 
         check_history(history, type(self).__name__)
-        key = fit_cache.cache_key(self, history)
-        if fit_cache.adopt(self, key):
+        cache = self.fit_cache
+        key = None if cache is None else cache.key(self, history)
+        if cache is not None and cache.adopt(self, key):
             return self
         self.offsets_cache_: dict[tuple[int, tuple[float, ...]], np.ndarray] = {}
         series = split_series(history, self.freq)
@@ -220,7 +225,8 @@ class LightGBMQuantile:
         self.booster_ = model
         self.n_trees_ = best
         self.feature_names_ = names
-        fit_cache.remember(key, copy.deepcopy(self))
+        if cache is not None:
+            cache.remember(key, copy.deepcopy(self))
         return self
 
     def predict(

@@ -36,6 +36,7 @@ from forecasting.champion import choose_champion
 from forecasting.forecaster import SERIES
 from forecasting.settings import ForecastConfig, ModelName
 from models.catalog import factory
+from models.fit_cache import FitCache
 from pipelines.series_files import RegularSeries, freq_alias, season_for, to_long
 
 logger = logging.getLogger(__name__)
@@ -118,7 +119,8 @@ def _num(value: float) -> float | None:
 
 
 def _factories(models: Sequence[ModelName], config: ForecastConfig) -> dict[str, Callable]:
-    return {name: factory(name, config) for name in models}
+    fits = FitCache()  # one memo per run: the ensemble reuses the stand-alone fits
+    return {name: factory(name, config, fit_cache=fits) for name in models}
 
 
 def choose_for_run(inner_scores: pd.DataFrame) -> str:

@@ -35,6 +35,7 @@ from forecasting.forecaster import SERIES, TS, Forecaster, Y
 from forecasting.lake import Lake
 from forecasting.settings import ForecastConfig, ModelName, Settings, Target
 from models import catalog
+from models.fit_cache import FitCache
 from models.mlflow_load import LoadForecastModel, TargetModel
 from models.mlflow_registry import (
     LOAD_MODEL,
@@ -135,7 +136,8 @@ def _fit_target(job: _TargetJob) -> _TargetOutcome:
         job.frame[SERIES].nunique(),
         len(job.frame),
     )
-    factories = {name: catalog.factory(name, config) for name in job.models}  # type: ignore[arg-type]
+    fits = FitCache()  # one memo per target: the ensemble reuses the stand-alone fits
+    factories = {name: catalog.factory(name, config, fit_cache=fits) for name in job.models}  # type: ignore[arg-type]
     result = backtest(
         job.frame,
         factories,
@@ -151,7 +153,7 @@ def _fit_target(job: _TargetJob) -> _TargetOutcome:
             f"horizon {config.horizon}; ingest more history or lower --folds"
         )
     choice = choose_champion(result.summary())
-    forecaster = catalog.build(choice.model, config).fit(job.frame)  # type: ignore[arg-type]
+    forecaster = catalog.build(choice.model, config, fit_cache=fits).fit(job.frame)  # type: ignore[arg-type]
     note(f"{job.target}: refit {choice.model}")
     return _TargetOutcome(job.target, result, choice, forecaster)
 

@@ -8,6 +8,7 @@ from forecasting.errors import ConfigError
 from forecasting.settings import ForecastConfig
 from models.baselines import SeasonalNaive
 from models.catalog import build, factory, known_models
+from models.fit_cache import FitCache
 
 
 def test_known_models_match_the_settings_literal() -> None:
@@ -39,3 +40,12 @@ def test_timezones_reach_the_lightgbm_calendar() -> None:
     model = build("lightgbm", ForecastConfig(), timezones=zones)
     assert model.timezones == zones
     assert factory("ensemble", ForecastConfig(), zones)().members["lightgbm"].timezones == zones
+
+
+def test_the_callers_fit_cache_reaches_every_model_that_memoises() -> None:
+    cache = FitCache()
+    ensemble = factory("ensemble", ForecastConfig(), fit_cache=cache)()
+    assert ensemble.fit_cache is cache
+    assert ensemble.members["lightgbm"].fit_cache is cache
+    assert ensemble.members["ets"].fit_cache is cache
+    assert build("lightgbm", ForecastConfig()).fit_cache is None
