@@ -2,6 +2,13 @@
 
 A kill at any moment leaves the target either old or new. Temp files a killed run
 leaves behind carry :data:`TMP_SUFFIX` and are removed by :func:`clean_stale_temps`.
+
+The protocol is :mod:`forecasting.durable`'s (its :func:`~forecasting.durable.make_dirs_durable`
+and :func:`~forecasting.durable.fsync_dir`); what this writer adds is for streaming
+replicas: writes in pieces with early write-back, an fsync another thread may do, a
+directory fsync the caller may batch over many renames, crash points between the steps,
+and a temp suffix of its own (a replicated tree may hold files named ``*.tmp``: they
+are never taken for temp files, skipped or removed).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from forecasting.durable import fsync_dir
+from forecasting.durable import fsync_dir, make_dirs_durable
 from replication.crashpoints import crash_point
 
 TMP_SUFFIX = ".replicast-tmp"
@@ -48,10 +55,14 @@ def is_temp(name: str) -> bool:
 
 
 class AtomicWriter:
-    """A new version of ``target``: :meth:`commit` makes it visible, :meth:`abort` drops it."""
+    """A new version of ``target``: :meth:`commit` makes it visible, :meth:`abort` drops it.
+
+    Missing parent directories are created durably (each new entry fsynced in its parent).
+    """
 
     def __init__(self, target: Path) -> None:
         self.target = target
+        make_dirs_durable(target.parent)
         self.tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}")
         self.written = 0
         self.kicked = 0  # bytes whose write-back was started

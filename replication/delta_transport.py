@@ -203,10 +203,9 @@ class DeltaTransport:
 
     def _once(self, rel: str, src: Path, dst: Path, ctx: LinkContext, whole: bool) -> Prepared:
         st0 = os.stat(src)
-        dst.parent.mkdir(parents=True, exist_ok=True)
         try:
             basis = os.lstat(dst)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # the writer makes the directory
             basis = None
         usable = basis is not None and stat.S_ISREG(basis.st_mode) and basis.st_size > 0
         use_delta = usable and not whole and st0.st_size <= MAX_DELTA_FILE
