@@ -10,16 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.dates as mdates
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from forecasting.forecaster import SERIES, TS, Y, quantile_column  # noqa: E402
+from forecasting.forecaster import SERIES, TS, Y, quantile_column
 
 _COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
 
@@ -52,7 +48,9 @@ def forecast_vs_actual(
     n = max(len(series), 1)
     cols = 2 if n > 1 else 1
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 2.6 * rows), squeeze=False)
+    # a bare Figure renders with Agg: no pyplot, no process-wide backend switch
+    fig = Figure(figsize=(7 * cols, 2.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     lo, mid, hi = quantile_column(0.05), quantile_column(0.5), quantile_column(0.95)
     for ax, sid in zip(axes.ravel(), series, strict=False):
         fc = forecasts.loc[forecasts[SERIES] == sid] if not forecasts.empty else forecasts
@@ -95,5 +93,4 @@ def forecast_vs_actual(
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.08, top=0.9, hspace=0.45, wspace=0.15)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=72)
-    plt.close(fig)
     return path
