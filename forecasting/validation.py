@@ -447,8 +447,8 @@ def _check_text(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Series]
     else:
         codes, uniques = pd.factorize(raw.astype(object), use_na_sentinel=True)
         stripped = pd.Series(uniques, dtype=object).astype(str).str.strip()
-        # the stubs allow no None as the replacement value, which pandas and numpy take
-        stripped = stripped.where(stripped.ne(""), None)  # type: ignore[call-overload]
+        # None as the filler: pandas and numpy take it, pandas-stubs 2 and numpy's stubs do not
+        stripped = stripped.where(stripped.ne(""), None)  # type: ignore[call-overload, unused-ignore]
         values = np.append(stripped.to_numpy(dtype=object), None)  # type: ignore[call-overload]
     typed = pd.Series(values[codes], index=raw.index, dtype=object)
     missing = typed.isna()
@@ -528,8 +528,8 @@ def _join_reasons(problems: list[pd.Series], n: int) -> pd.Series:
 def _rows_as_json(raw: pd.DataFrame) -> list[str]:
     if raw.empty:
         return [json.dumps({}) for _ in range(len(raw))]
-    # pandas-stubs allow no None as the replacement value, which pandas takes
-    plain = raw.astype(object).where(raw.notna(), None)  # type: ignore[call-overload]
+    # None as the filler: pandas takes it, pandas-stubs 2 do not (3 do)
+    plain = raw.astype(object).where(raw.notna(), None)  # type: ignore[call-overload, unused-ignore]
     return [
         json.dumps(record, default=str, ensure_ascii=False) for record in plain.to_dict("records")
     ]
