@@ -21,7 +21,7 @@ from pathlib import Path
 
 from forecasting.errors import ConfigError, ReplicastError
 from forecasting.settings import Settings, get_settings
-from replication.catalog import build_catalog
+from replication.catalog import Segment, build_catalog
 from replication.context import RunContext
 from replication.journal import Journal
 from replication.limits import Budget, TokenBucket
@@ -82,25 +82,7 @@ def run_sync(
     )
     tracker = SyncProgress(run_id, callback=progress)
     t0 = time.monotonic()
-    names_order, note = _order(request, settings, source_root)
-    result.order_note = note
-    tracker.update(order=request.order if not note.startswith("no ") else "alpha", note=note)
-    if "fell back" in note:
-        result.order = "alpha"
-        log.warning("%s", note)
-    segments = {s.name: s for s in build_catalog(source_root, request.segment_pattern)}
-    ordered = [segments[n] for n in order_segments(list(segments), names_order)]
-    if request.order == "alpha":
-        ordered = [segments[n] for n in sorted(segments)]
-    result.segments = [
-        SegmentResult(name=s.name, rank=i + 1, files=len(s.files), size=s.size, error=s.error)
-        for i, s in enumerate(ordered)
-    ]
-    missing = sorted(set(names_order) - set(segments))
-    if missing:
-        result.warnings.append(
-            f"{len(missing)} queued segment(s) not under the source root: {missing[:5]}"
-        )
+    ordered = _ordered_segments(request, settings, result, tracker)
     state_dir = request.state_dir or state_dir_for(settings, endpoint)
     journal = Journal(state_dir / "journal.sqlite")
     budget = Budget(request.budget_bytes, request.budget_seconds, cancel)
@@ -148,10 +130,34 @@ def run_sync(
     return result
 
 
-def _order(request: SyncRequest, settings: Settings, source: Path) -> tuple[dict[str, int], str]:
+def _ordered_segments(
+    request: SyncRequest, settings: Settings, result: SyncResult, tracker: SyncProgress
+) -> list[Segment]:
+    """The source's segments in the run's order; notes the order in ``result`` and ``tracker``."""
+    names_order: dict[str, int]
     if request.order == "alpha":
-        return {}, "alphabetical order (requested)"
-    return priority_ranks(settings.lake_dir, request.cluster, request.replica)
+        names_order, note = {}, "alphabetical order (requested)"
+    else:
+        names_order, note = priority_ranks(settings.lake_dir, request.cluster, request.replica)
+    result.order_note = note
+    tracker.update(order=request.order if not note.startswith("no ") else "alpha", note=note)
+    if "fell back" in note:
+        result.order = "alpha"
+        log.warning("%s", note)
+    segments = {s.name: s for s in build_catalog(Path(request.source), request.segment_pattern)}
+    ordered = [segments[n] for n in order_segments(list(segments), names_order)]
+    if request.order == "alpha":
+        ordered = [segments[n] for n in sorted(segments)]
+    result.segments = [
+        SegmentResult(name=s.name, rank=i + 1, files=len(s.files), size=s.size, error=s.error)
+        for i, s in enumerate(ordered)
+    ]
+    missing = sorted(set(names_order) - set(segments))
+    if missing:
+        result.warnings.append(
+            f"{len(missing)} queued segment(s) not under the source root: {missing[:5]}"
+        )
+    return ordered
 
 
 def _final_state(result: SyncResult, request: SyncRequest, budget: Budget) -> None:
