@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
@@ -154,8 +154,11 @@ class Fleet(BaseModel):
 class ForecastConfig(BaseModel):
     """What the load models forecast and how they are judged."""
 
+    # cast: mypy infers a lambda's list literal as list[str] against Field's union of factories
     targets: list[Target] = Field(
-        default_factory=lambda: ["qps_total", "cpu_util", "repl_bytes", "disk_used_bytes"]
+        default_factory=lambda: cast(
+            "list[Target]", ["qps_total", "cpu_util", "repl_bytes", "disk_used_bytes"]
+        )
     )
     freq: str = Field(default="1h", description="resolution of the load series (pandas alias)")
     horizon: int = Field(default=24, gt=0, description="steps ahead, at `freq`")
@@ -168,14 +171,17 @@ class ForecastConfig(BaseModel):
         "(default: two daily seasons at `freq`); lower it to try minutes of collected data",
     )
     models: list[ModelName] = Field(
-        default_factory=lambda: [
-            "lightgbm",
-            "prophet",
-            "seasonal_naive_day",
-            "seasonal_naive_week",
-            "ets",
-            "ensemble",
-        ]
+        default_factory=lambda: cast(
+            "list[ModelName]",
+            [
+                "lightgbm",
+                "prophet",
+                "seasonal_naive_day",
+                "seasonal_naive_week",
+                "ets",
+                "ensemble",
+            ],
+        )
     )
     seed: int = 0
 
