@@ -50,7 +50,8 @@ def read_parquet_verified(path: Path, columns: list[str] | None = None) -> pd.Da
         table = pq.read_table(path, columns=columns, page_checksum_verification=True)
     except (OSError, pa.ArrowException) as exc:
         raise DataValidationError(f"{path}: unreadable or corrupt Parquet file: {exc}") from exc
-    return table.to_pandas()
+    frame: pd.DataFrame = table.to_pandas()  # pyarrow is untyped
+    return frame
 
 
 class Lake:
