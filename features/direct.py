@@ -18,8 +18,10 @@ weekday.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from features.lags import take
 from features.rolling import trailing_stat
@@ -45,19 +47,19 @@ def feature_names(n_lags: int) -> list[str]:
 
 
 def direct_design(
-    y: np.ndarray,
-    origins: np.ndarray,
-    steps: np.ndarray,
+    y: NDArray[np.float64],
+    origins: NDArray[np.intp],
+    steps: NDArray[np.intp],
     *,
-    level: np.ndarray,
-    spread: np.ndarray,
-    hour: np.ndarray,
-    dayofweek: np.ndarray,
+    level: NDArray[np.float64],
+    spread: NDArray[np.float64],
+    hour: NDArray[np.integer[Any]],
+    dayofweek: NDArray[np.integer[Any]],
     season_length: int = 24,
     week_length: int = 168,
     n_lags: int = 24,
     profile_days: int = 7,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Features and targets for every (origin, step) pair.
 
     Args:
@@ -79,7 +81,7 @@ def direct_design(
     h = np.tile(np.asarray(steps), len(origins))
     m, s = level[t], spread[t]
 
-    def norm(values: np.ndarray) -> np.ndarray:
+    def norm(values: NDArray[np.float64]) -> NDArray[np.float64]:
         return (values - m) / s
 
     target_pos = t + h
