@@ -1,21 +1,28 @@
-"""Sync executor vs rsync on the same change set, in one run.
+"""Sync executor vs rsync on the same change sets, in one run.
 
-Builds a dataset (default >= 1.5 GB in 320 files over 40 segments: database pages, partly
-compressible snapshots, SSTables, WAL-like logs, incompressible blobs) under a temp
-directory, replicates it, then mutates ~4 % of the bytes over ~20 % of the files
-(in-place page rewrites, appends, mid-file inserts that shift data, new and deleted
-files) and times and counts, each on its own replica of the old state:
+**As a command** (:mod:`sync_command`), on each change set of :mod:`changesets` (mixed,
+small_files, large_files): ``replicast sync`` run as a process (start-up included) and
+:func:`run_sync` in this process, vs ``rsync -a --delete`` unlimited and ``rsync -a
+--no-whole-file --bwlimit=40m`` at 40 MiB/s, every contender from the old tree each time.
+
+**In process** (the mixed set; skipped with ``--command-only``): the dataset (>= 1.5 GB
+at full scale in 320 files over 40 segments: database pages, partly compressible
+snapshots, SSTables, WAL-like logs, incompressible blobs) under a temp directory is
+replicated, then ~4 % of the bytes over ~20 % of the files change (in-place page
+rewrites, appends, mid-file inserts that shift data, new and deleted files); timed and
+counted, each on its own replica of the old state:
 
 * ``rsync -a --delete`` (the baseline), ``--no-whole-file`` and ``--no-whole-file -z``,
   unlimited and at ``--bwlimit=40m``;
-* ``replicast sync`` with the delta and the rsync transport, unlimited and at 40 MiB/s;
+* :func:`run_sync` with the delta and the rsync transport, unlimited and at 40 MiB/s;
 * freshness: the time-to-fresh curve (share of the next window's reads served by an
   up-to-date segment) and the stale-read exposure of priority order vs rsync's order;
 * verify: the replica against the stored signatures vs ``rsync -a --checksum``;
 * crash safety: kill -9 trials (random moments and named crash points).
 
     python bench/sync.py --json bench/out/sync.json            # full (minutes)
-    python bench/sync.py --scale 0.05 --kill-trials 20 --json /tmp/sync.json   # quick
+    python bench/sync.py --scale small --kill-trials 20 --json /tmp/sync.json   # quick
+    python bench/sync.py --command-only --json bench/out/sync_command.json
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from changesets import BUILDERS, ChangeSet
+from sync_command import LIMITED, UNLIMITED, bench_set, replicast_exe, reset_target
 
 from forecasting.lake import Lake
 from forecasting.settings import Settings
@@ -44,123 +53,12 @@ from replication.crashpoints import ENV as CRASH_ENV
 from replication.delta import literal_bytes, plan_delta
 from replication.executor import run_sync
 from replication.request import SyncRequest
-from replication.signatures import SignatureIndex, signature_of_bytes, signature_of_file
+from replication.signatures import SignatureIndex, signature_of_bytes
 from replication.verify import verify_replica
 
 REPO = Path(__file__).resolve().parents[1]
 MIB = 1024 * 1024
 BW = 40 * MIB
-SEGMENTS = 40
-KINDS = ["db", "db", "db", "snapshot", "sstable", "sstable", "wal", "blob"]
-COMPRESSIBLE = {"db": 0.7, "snapshot": 0.5, "sstable": 0.8, "wal": 0.6, "blob": 0.0}
-PAGE = 8192
-
-
-# ---------------------------------------------------------------------------- dataset
-def _content(kind: str, size: int, rng: np.random.Generator, vocab: np.ndarray) -> bytes:
-    """``size`` bytes: 64 KiB chunks either word soup (compressible) or random."""
-    out = bytearray()
-    share = COMPRESSIBLE[kind]
-    while len(out) < size:
-        n = min(64 * 1024, size - len(out))
-        if rng.random() < share:
-            words = vocab[rng.integers(0, len(vocab), n // 16 + 1)].tobytes()
-            chunk = bytearray(words[:n])
-            chunk[::64] = rng.integers(0, 256, len(chunk[::64]), dtype=np.uint8).tobytes()
-            out += chunk
-        else:
-            out += rng.bytes(n)
-    return bytes(out)
-
-
-def build_dataset(root: Path, scale: float, rng: np.random.Generator) -> dict[str, str]:
-    """Write the dataset; returns ``{relative path: kind}``."""
-    vocab = rng.integers(97, 123, (512, 16), dtype=np.uint8)
-    vocab[:, 15] = 32
-    mean = 1.6e9 * scale / (SEGMENTS * len(KINDS))
-    kinds: dict[str, str] = {}
-    for s in range(SEGMENTS):
-        seg = root / f"{['orders', 'users', 'events', 'carts'][s % 4]}_p{s:03d}"
-        seg.mkdir(parents=True)
-        for i, kind in enumerate(KINDS):
-            size = int(mean * rng.lognormal(0, 0.6) / np.exp(0.18))
-            size = max(PAGE, size - size % PAGE if kind == "db" else size)
-            rel = f"{seg.name}/{kind}_{i}.{ {'db': 'pg', 'wal': 'log'}.get(kind, kind) }"
-            (root / rel).write_bytes(_content(kind, size, rng, vocab))
-            kinds[rel] = kind
-    hour_ago = time.time_ns() - 3600 * 10**9  # changes come later, as in real life
-    for rel in kinds:
-        os.utime(root / rel, ns=(hour_ago, hour_ago))
-    return kinds
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """New content through a new inode (the source tree shares inodes with replicas)."""
-    tmp = path.with_name(path.name + ".new")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def mutate(root: Path, kinds: dict[str, str], rng: np.random.Generator) -> dict:
-    """~4 % of bytes over ~20 % of files; returns what changed (for the report)."""
-    vocab = rng.integers(97, 123, (512, 16), dtype=np.uint8)
-    files = sorted(kinds)
-    total = sum((root / f).stat().st_size for f in files)
-    chosen = [files[i] for i in rng.choice(len(files), size=len(files) // 5, replace=False)]
-    changed = 0
-    inserts: list[str] = []
-    written: dict[str, int] = {}  # bytes changed per file, as segment_access records them
-    for rel in chosen:
-        path, kind = root / rel, kinds[rel]
-        data = bytearray(path.read_bytes())
-        budget = int(len(data) * 0.165)  # ~20 % of files x 16.5 % of each ~ 4 % of bytes
-        if kind == "db":  # in-place page rewrites
-            pages = len(data) // PAGE
-            for p in rng.choice(pages, size=max(1, budget // PAGE), replace=False):
-                data[p * PAGE : (p + 1) * PAGE] = _content("db", PAGE, rng, vocab)
-        elif kind == "wal":  # appends
-            data += _content("wal", budget, rng, vocab)
-        elif kind in ("sstable", "snapshot"):  # mid-file inserts that shift the rest
-            inserts.append(rel)
-            for _ in range(4):
-                at = int(rng.integers(0, len(data)))
-                data[at:at] = _content(kind, budget // 4, rng, vocab)
-        else:  # blobs: two rewritten regions
-            for _ in range(2):
-                at = int(rng.integers(0, max(1, len(data) - budget // 2)))
-                data[at : at + budget // 2] = rng.bytes(budget // 2)
-        changed += budget
-        written[rel] = budget
-        _replace(path, bytes(data))
-    unchosen = sorted(set(files) - set(chosen))
-    deleted = [unchosen[i] for i in rng.choice(len(unchosen), size=6, replace=False)]
-    for rel in deleted:
-        (root / rel).unlink()
-    new = []
-    mean = total / len(files)
-    for i in range(8):
-        rel = f"{Path(unchosen[i * 7]).parent}/new_{i}.sst"
-        (root / rel).write_bytes(_content("sstable", int(mean * 0.5), rng, vocab))
-        changed += int(mean * 0.5)
-        written[rel] = int(mean * 0.5)
-        new.append(rel)
-    return {
-        "bytes_total": total,
-        "files_total": len(files),
-        "files_mutated": len(chosen),
-        "bytes_mutated_approx": changed,
-        "mutated_share_of_bytes": round(changed / total, 4),
-        "mutated_share_of_files": round(len(chosen) / len(files), 4),
-        "files_new": len(new),
-        "files_deleted": len(deleted),
-        "insert_files": inserts,
-        "chosen": chosen,
-        "new": new,
-        "deleted": deleted,
-        "written": written,
-    }
-
-
 # ---------------------------------------------------------------------------- rsync
 _STAT = re.compile(r"^(Total bytes sent|Total bytes received|Literal data): ([\d,]+)")
 
@@ -259,21 +157,6 @@ def same_pace_ratio(prio: dict[str, float], alpha: dict[str, float], reads: dict
     return e_p / e_a
 
 
-def restore_replica(base: Path, target: Path, state: Path, changes: dict) -> None:
-    """Put a replicast replica back to the old state, its signature index warm (as after a run)."""
-    index = SignatureIndex(state / "signatures.sqlite")
-    for rel in changes["chosen"] + changes["deleted"]:
-        (target / rel).parent.mkdir(parents=True, exist_ok=True)
-        tmp = target / (rel + ".restore")
-        shutil.copy2(base / rel, tmp)
-        os.replace(tmp, target / rel)
-        sig, _ = signature_of_file(target / rel)
-        index.put(rel, os.stat(target / rel), sig)
-    for rel in changes["new"]:
-        (target / rel).unlink(missing_ok=True)
-    index.close()
-
-
 # ---------------------------------------------------------------------------- kill trials
 def kill_trials(work: Path, trials: int, settings: Settings, seed: int) -> dict:
     """SIGKILL ``python -m replication`` at random moments and at named crash points."""
@@ -348,34 +231,127 @@ def kill_trials(work: Path, trials: int, settings: Settings, seed: int) -> dict:
 
 
 # ---------------------------------------------------------------------------- main
+SCALES = {"full": 1.0, "small": 0.1}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, required=True)
-    parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 1.6 GB dataset")
+    parser.add_argument(
+        "--scale", default="full", help="full (1.6 GB sets), small (~160 MB) or a factor"
+    )
+    parser.add_argument(
+        "--change-sets", default=",".join(BUILDERS), help=f"some of {', '.join(BUILDERS)}"
+    )
+    parser.add_argument(
+        "--command-only",
+        action="store_true",
+        help="only the command comparison (skip the mixed set's in-process section: "
+        "freshness, verify, kill trials)",
+    )
     parser.add_argument("--kill-trials", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per contender")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--workdir", type=Path, default=None, help="default: the temp dir")
     args = parser.parse_args()
+    scale = SCALES[args.scale] if args.scale in SCALES else float(args.scale)
+    wanted = args.change_sets.split(",")
+    if unknown := set(wanted) - set(BUILDERS):
+        parser.error(f"--change-sets: unknown {sorted(unknown)}; choose from {list(BUILDERS)}")
     rng = np.random.default_rng(args.seed)
     work = Path(tempfile.mkdtemp(prefix="replicast-bench-", dir=args.workdir))
-    report: dict = {"scale": args.scale, "seed": args.seed, "workdir": str(work)}
+    report: dict = {"scale": scale, "scale_name": args.scale, "seed": args.seed,
+                    "workdir": str(work), **_context(), "command": {}}  # fmt: skip
     try:
-        _bench(work, args, rng, report)
+        for i, name in enumerate(n for n in BUILDERS if n in wanted):
+            root = work / name
+            # the mixed set draws from the main generator (the in-process section goes on
+            # with it, as it always did); the others from their own
+            gen = rng if name == "mixed" else np.random.default_rng([args.seed, i])
+            t = time.perf_counter()
+            cs = BUILDERS[name](root, scale, gen)
+            build_s = round(time.perf_counter() - t, 1)
+            print(f"{name}: built in {build_s} s: {_brief(cs.changes)}", file=sys.stderr)
+            if name == "mixed" and not args.command_only:
+                report["build_seconds"] = build_s
+                _bench(work / "in_process", args, rng, report, cs)
+                shutil.rmtree(work / "in_process", ignore_errors=True)
+            settings = Settings(data_dir=root / "var")
+            _queue(cs, settings, np.random.default_rng([args.seed, 100 + i]), args.seed)
+            report["command"][name] = bench_set(cs, root / "command", settings, args.repeats)
+            report["command"][name]["build_seconds"] = build_s
+            shutil.rmtree(root, ignore_errors=True)  # the next set gets the disk and the cache
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report["summary"], indent=2))
+    report["uptime_after"] = _context()["uptime"]
+    if "summary" in report:
+        print(json.dumps(report["summary"], indent=2))
+    print(command_table(report["command"]))
 
 
-def _bench(work: Path, args: argparse.Namespace, rng: np.random.Generator, report: dict) -> None:
+def _context() -> dict:
+    """When, on which commit, under which load the figures were taken."""
+
+    def out(*cmd: str) -> str:
+        return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    return {
+        "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "commit": out("git", "log", "-1", "--format=%h %s"),
+        "uptime": out("uptime"),
+        "rsync": out("rsync", "--version").splitlines()[0],
+        "replicast": str(replicast_exe()),
+    }
+
+
+def _brief(changes: dict) -> str:
+    keys = ("bytes_total", "files_total", "mutated_share_of_bytes", "mutated_share_of_files")
+    return ", ".join(f"{k} {changes[k]}" for k in keys)
+
+
+def _queue(cs: ChangeSet, settings: Settings, rng: np.random.Generator, seed: int) -> None:
+    """A priority queue for the set's segments in the set's own lake (the command reads it)."""
+    segments = sorted(p.name for p in cs.src.iterdir())
+    pending: dict[str, int] = {}
+    for rel, nbytes in cs.changes["written"].items():
+        seg = rel.split("/")[0]
+        pending[seg] = pending.get(seg, 0) + nbytes
+    write_priority_queue(settings.lake_dir, segment_reads(segments, rng), pending, seed)
+
+
+def command_table(sets: dict) -> str:
+    """Medians per change set and link: rsync, the command, in process; ratios to rsync."""
+    head = (f"{'change set':<12} {'link':<10} {'rsync s':>8} {'command s':>10} {'(run s)':>8} "
+            f"{'in-proc s':>9} {'cmd/rsync':>9} {'goal':>9} {'inproc/rsync':>12} "
+            f"{'sent rsync':>11} {'sent cmd':>11}")  # fmt: skip
+    rows = [head, "-" * len(head)]
+    for name, res in sets.items():
+        c = res["contenders"]
+        for link, tag, base in ((UNLIMITED, "", "rsync_a"), (LIMITED, "_bw", "rsync_nwf_bw")):
+            cmd, r = c[f"replicast_cmd{tag}"], res["ratios"][link]
+            goal = f"<={r['goal']:.1f} " + ("ok" if r["met"] else "NO")
+            rows.append(
+                f"{name:<12} {link:<10} {c[base]['wall_s']:>8.2f} {cmd['wall_s']:>10.2f} "
+                f"{cmd['run_s']:>8.2f} {c[f'replicast_inproc{tag}']['wall_s']:>9.2f} "
+                f"{r['command_vs_rsync']:>9.2f} {goal:>9} "
+                f"{r['in_process_vs_rsync']:>12.2f} "
+                f"{c[base]['bytes_sent'] / MIB:>8.1f} MiB {cmd['bytes_sent'] / MIB:>7.1f} MiB"
+            )
+    rows.append(
+        "rsync 40m = replicast 40MiB = 41,943,040 bytes/s; (run s) = the command's own run, "
+        "the rest of its wall time is start-up and exit"
+    )
+    return "\n".join(rows)
+
+
+def _bench(
+    work: Path, args: argparse.Namespace, rng: np.random.Generator, report: dict, cs: ChangeSet
+) -> None:
+    """Replicast in process vs rsync on the mixed set: times, freshness, verify, kill trials."""
     settings = Settings(data_dir=work / "var")
-    base, src = work / "base", work / "src"
-    t = time.perf_counter()
-    kinds = build_dataset(base, args.scale, rng)
-    report["build_seconds"] = round(time.perf_counter() - t, 1)
-    print(f"dataset built in {report['build_seconds']} s", file=sys.stderr)
+    base, src, changes = cs.base, cs.src, cs.changes
 
     rsync_runs = {
         "rsync_a": ["-a", "--delete"],
@@ -405,8 +381,6 @@ def _bench(work: Path, args: argparse.Namespace, rng: np.random.Generator, repor
         )  # fmt: skip
         initial[name] = {"seconds": round(res.seconds, 2), "bytes_written": res.bytes_written}
     report["initial_replication"] = initial
-    subprocess.run(["cp", "-al", str(base), str(src)], check=True)
-    changes = mutate(src, kinds, rng)
     report["change_set"] = {
         k: v for k, v in changes.items() if k not in ("chosen", "new", "deleted", "written")
     }
@@ -445,7 +419,7 @@ def _bench(work: Path, args: argparse.Namespace, rng: np.random.Generator, repor
 
     def replicast_contender(name: str, rep: int) -> None:
         if rep:
-            restore_replica(base, work / name, work / f"state_{name}", changes)
+            reset_target(cs, work / name, work / f"state_{name}")
         os.sync()
         res = run_sync(
             SyncRequest(source=src, target=str(work / name), state_dir=work / f"state_{name}",
