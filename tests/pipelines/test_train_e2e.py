@@ -126,3 +126,38 @@ def test_train_on_a_local_dask_cluster_gives_the_same_champions(
     assert spread.score == pytest.approx(here.score)
     assert any("targets done on Dask (local)" in s for s in stages)
     assert spread.gate.version == "2"
+
+
+@pytest.mark.slow
+def test_train_on_local_processes_gives_the_same_champions_and_every_tick(
+    settings: Settings, lake: Lake
+) -> None:
+    from pipelines.train import train
+
+    sim = simulate_fleet(
+        scale_fleet(settings.fleet, 1), start="2026-04-01", days=10, seed=3,
+        nodes_per_region=2, segments_per_cluster=2,
+    )  # fmt: skip
+    lake.write("node_metrics", sim.node_metrics)
+    kwargs = {"models": FAST_MODELS, "folds": 2, "targets": ["qps_total", "cpu_util"]}
+
+    runs = {}
+    for workers in (1, 2):
+        ticks: list[tuple[str, int, int]] = []
+        report = train(
+            settings,
+            lake=lake,
+            workers=workers,
+            progress=lambda *t, ticks=ticks: ticks.append(t),
+            **kwargs,
+        )
+        runs[workers] = (report, ticks)
+
+    (here, here_ticks), (spread, spread_ticks) = runs[1], runs[2]
+    for target in kwargs["targets"]:
+        assert spread.targets[target].champion == here.targets[target].champion
+    assert spread.score == pytest.approx(here.score)
+    # every fold and refit of the workers reaches the parent's progress, in any order
+    assert sorted(s for s, _, _ in spread_ticks) == sorted(s for s, _, _ in here_ticks)
+    assert any("qps_total: seasonal_naive_day fold 2/2" in s for s, _, _ in spread_ticks)
+    assert spread_ticks[-1][1] == spread_ticks[-1][2]  # done == total at the end
