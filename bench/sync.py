@@ -300,6 +300,7 @@ def _context() -> dict:
     return {
         "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
         "commit": out("git", "log", "-1", "--format=%h %s"),
+        "uncommitted_files": len(out("git", "status", "--short", "-uno").splitlines()),
         "uptime": out("uptime"),
         "rsync": out("rsync", "--version").splitlines()[0],
         "replicast": str(replicast_exe()),
@@ -350,6 +351,7 @@ def _bench(
     work: Path, args: argparse.Namespace, rng: np.random.Generator, report: dict, cs: ChangeSet
 ) -> None:
     """Replicast in process vs rsync on the mixed set: times, freshness, verify, kill trials."""
+    work.mkdir(parents=True)
     settings = Settings(data_dir=work / "var")
     base, src, changes = cs.base, cs.src, cs.changes
 
