@@ -13,7 +13,7 @@ from forecasting.durable import write_bytes_atomic
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS
 
 
-def _fallback(value: Any) -> Any:
+def _fallback(value: object) -> object:
     if hasattr(value, "item"):  # numpy scalars of odd dtypes, pandas scalars
         return value.item()
     if hasattr(value, "isoformat"):
@@ -23,7 +23,7 @@ def _fallback(value: Any) -> Any:
     return str(value)
 
 
-def _finite(value: Any) -> Any:
+def _finite(value: object) -> object:
     """Non-finite floats become None (orjson writes them as null, but be explicit in lists)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -34,13 +34,13 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def dumps(value: Any, *, indent: bool = False) -> bytes:
+def dumps(value: object, *, indent: bool = False) -> bytes:
     """``value`` as JSON bytes; NaN and infinities become ``null``."""
     option = _OPTIONS | (orjson.OPT_INDENT_2 if indent else 0)
     return orjson.dumps(_finite(value), default=_fallback, option=option)
 
 
-def write_json(path: Path, value: Any) -> None:
+def write_json(path: Path, value: object) -> None:
     """Write ``value`` as indented JSON to ``path`` atomically (with a final newline)."""
     write_bytes_atomic(path, dumps(value, indent=True) + b"\n")
 
