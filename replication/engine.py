@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty, Queue
 
+from forecasting.durable import fsync_dir
 from forecasting.errors import PathEscapeError, ReplicastError
-from replication.atomic import clean_stale_temps, fsync_dir, is_temp
+from replication.atomic import clean_stale_temps, is_temp
 from replication.catalog import FileEntry, Segment, quick_equal
 from replication.context import RunContext
 from replication.crashpoints import crash_point
