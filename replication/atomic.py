@@ -13,8 +13,7 @@ are never taken for temp files, skipped or removed).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import functools
 import os
 import uuid
 from collections.abc import Callable
@@ -28,8 +27,15 @@ TMP_SUFFIX = ".replicast-tmp"
 WRITEBACK_EVERY = 8 << 20
 
 
+@functools.cache
 def _sync_file_range() -> Callable[[int, int, int], None] | None:
-    """Linux ``sync_file_range(fd, off, n, SYNC_FILE_RANGE_WRITE)``, or None elsewhere."""
+    """Linux ``sync_file_range(fd, off, n, SYNC_FILE_RANGE_WRITE)``, or None elsewhere.
+
+    Looked up on the first large write (ctypes loads only for runs that write files).
+    """
+    import ctypes
+    import ctypes.util
+
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         func = libc.sync_file_range
@@ -44,9 +50,13 @@ def _sync_file_range() -> Callable[[int, int, int], None] | None:
     return start
 
 
-#: Starts the disk write of a written range without waiting for it, so the fsync before
-#: the rename finds most pages already written (the disk works while the copy goes on).
-start_writeback = _sync_file_range()
+def start_writeback(fd: int, offset: int, nbytes: int) -> None:
+    """Start the disk write of a written range without waiting for it, so the fsync before
+    the rename finds most pages already written (the disk works while the copy goes on).
+    Does nothing where ``sync_file_range`` does not exist."""
+    start = _sync_file_range()
+    if start is not None:
+        start(fd, offset, nbytes)
 
 
 def is_temp(name: str) -> bool:
@@ -77,7 +87,7 @@ class AtomicWriter:
             done = os.write(self._fd, view)
             view = view[done:]
             self.written += done
-        if start_writeback is not None and self.written - self.kicked >= WRITEBACK_EVERY:
+        if self.written - self.kicked >= WRITEBACK_EVERY:
             start_writeback(self._fd, self.kicked, self.written - self.kicked)
             self.kicked = self.written
 
