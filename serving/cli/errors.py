@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
 
 from forecasting.errors import (
     ConfigError,
@@ -17,6 +16,7 @@ from forecasting.errors import (
     SourceError,
     UnknownKeyError,
 )
+from serving.cli.render import err_console
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -28,8 +28,6 @@ EXIT_CODES: dict[type[ReplicastError], int] = {
     UnknownKeyError: 6,
     SourceError: 7,
 }
-
-err_console = Console(stderr=True)
 
 
 def exit_code(exc: ReplicastError) -> int:

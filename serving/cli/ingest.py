@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from forecasting.errors import ReplicastError
-from forecasting.lake import Lake
+from forecasting.redact import redact
 from forecasting.settings import Settings, get_settings
-from pipelines.ingest import (
-    IngestReport,
-    expand_paths,
-    failed_report,
-    ingest_file,
-    ingest_uri,
-    is_uri,
-    redact,
-    sample_paths,
-    schema_for,
-)
 from serving.cli.errors import handle_errors
+from serving.cli.render import console, progress
+from serving.cli.tables import ingest_table, short_path
+
+if TYPE_CHECKING:
+    from forecasting.lake import Lake
+    from pipelines.ingest import IngestReport
 
 SOURCE_HELP = (
     "What to ingest (repeatable): 'sample' (the shipped sample fleet), a CSV/Parquet file, "
@@ -43,8 +35,8 @@ app = typer.Typer(add_completion=False)
 @app.command("ingest")
 @handle_errors
 def ingest(
-    source: list[str] = typer.Option(["sample"], "--source", "-s", help=SOURCE_HELP),
-    dataset: str | None = typer.Option(None, "--dataset", "-d", help=DATASET_HELP),
+    source: Annotated[list[str], typer.Option("--source", "-s", help=SOURCE_HELP)] = ["sample"],  # noqa: B006  (never mutated)
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help=DATASET_HELP)] = None,
 ) -> None:
     """Validate inputs and load them into the lake; bad rows go to the quarantine.
 
@@ -55,13 +47,16 @@ def ingest(
     column) is reported and the command exits non-zero after the others.
     Ingesting the same data twice gives the same lake.
     """
+    # deferred (here and below): pandas, through the lake and the pipeline, not for --help
+    from forecasting.lake import Lake
+    from pipelines.ingest import schema_for
+
     if dataset is not None:
         schema_for(dataset)  # an unknown name is refused before any file is read
     settings = get_settings()
-    console = Console()
     lake = Lake(settings.lake_dir)
     reports, failures = run_ingest(source, lake=lake, settings=settings, dataset=dataset)
-    console.print(summary_table(reports))
+    console.print(ingest_table(reports))
     good = sum(r.rows_good for r in reports)
     bad = sum(r.rows_quarantined for r in reports)
     console.print(
@@ -80,24 +75,21 @@ def run_ingest(
     specs: list[str], *, lake: Lake, settings: Settings, dataset: str | None
 ) -> tuple[list[IngestReport], list[ReplicastError]]:
     """Ingest every input with a progress bar; refused inputs are reported, not raised."""
+    import pandas as pd
+
+    from pipelines.ingest import failed_report, ingest_file, ingest_uri
+
     lake.clean_temp()
     now = pd.Timestamp.now(tz="UTC")
     reports: list[IngestReport] = []
     failures: list[ReplicastError] = []
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as progress:
+    with progress() as bar:
         for item in _inputs(specs, failures, reports):
-            label = _short(item) if isinstance(item, Path) else redact(item)
-            task = progress.add_task(label, total=None)
+            label = short_path(item) if isinstance(item, Path) else redact(item)
+            task = bar.add_task(label, total=None)
 
             def advance(done: int, total: int, task: int = task) -> None:
-                progress.update(task, completed=done, total=total)
+                bar.update(task, completed=done, total=total)
 
             try:
                 if isinstance(item, Path):
@@ -111,43 +103,16 @@ def run_ingest(
             except ReplicastError as exc:
                 failures.append(exc)
                 reports.append(failed_report(label, dataset, exc))
-            progress.update(task, completed=1, total=1, visible=False)
+            bar.update(task, completed=1, total=1, visible=False)
     return reports, failures
-
-
-def summary_table(reports: list[IngestReport]) -> Table:
-    """One line per input: counts, and the first reasons or the error."""
-    table = Table(title="ingest", title_justify="left")
-    table.add_column("input", overflow="fold")
-    table.add_column("dataset")
-    table.add_column("rows in", justify="right")
-    table.add_column("good", justify="right")
-    table.add_column("quarantined", justify="right")
-    table.add_column("first reasons / error", overflow="fold")
-    for r in reports:
-        if r.error is not None:
-            table.add_row(_short(r.source), r.dataset, "-", "-", "-", f"[red]refused:[/] {r.error}")
-            continue
-        notes = list(r.reasons[:3])
-        if r.rows_quarantined > len(notes):
-            notes.append(f"... {r.rows_quarantined - len(notes)} more")
-        if r.dropped_columns:
-            notes.append(f"dropped unknown column(s) {list(r.dropped_columns)}")
-        table.add_row(
-            _short(r.source),
-            r.dataset,
-            str(r.rows_in),
-            str(r.rows_good),
-            str(r.rows_quarantined),
-            "\n".join(notes),
-        )
-    return table
 
 
 def _inputs(
     specs: list[str], failures: list[ReplicastError], reports: list[IngestReport]
 ) -> list[Path | str]:
     """Files and URIs to ingest, in order; ``sample`` expands to the sample's files."""
+    from pipelines.ingest import expand_paths, failed_report, is_uri, sample_paths
+
     items: list[Path | str] = []
     for spec in specs:
         if spec == "sample":
@@ -161,14 +126,3 @@ def _inputs(
         else:
             items.extend(expand_paths([spec.removeprefix("file://")]))
     return items
-
-
-def _short(source: str | Path) -> str:
-    """A path relative to the working directory when it is under it."""
-    text = str(source)
-    if is_uri(text):
-        return text
-    try:
-        return str(Path(text).resolve().relative_to(Path.cwd().resolve()))
-    except (ValueError, OSError):
-        return text

@@ -3,29 +3,46 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from forecasting.errors import ModelNotFoundError
-from forecasting.lake import Lake
 from forecasting.settings import Settings, get_settings
 from serving.cli.errors import handle_errors
+from serving.cli.render import console, fmt, progress
+from serving.cli.tables import (
+    ingest_table,
+    leaderboard_table,
+    plan_tables,
+    priority_table,
+    sizing_table,
+)
+
+if TYPE_CHECKING:
+    from forecasting.lake import Lake
 
 MODELS_HELP = (
     "Models to backtest (repeatable): lightgbm, prophet, seasonal_naive_day, "
     "seasonal_naive_week, ets, ensemble. Default: forecast.models of the settings."
 )
 FOLDS_HELP = "Rolling-origin backtest folds (test windows of one horizon each). Default: settings."
+INGEST_SAMPLE_HELP = (
+    "First load the shipped sample fleet (data/sample/) into the lake, and "
+    "after training write the next horizon of forecasts."
+)
+DECISIONS_HELP = (
+    "With --ingest-sample: also train the hot-segment model, evaluate the "
+    "priority and sizing decisions against the simple rules (logged to MLflow) and "
+    "write today's sizing plan and priority queues."
+)
+DASK_HELP = (
+    "Spread the per-target backtests over a Dask cluster: 'local' starts one "
+    "on this machine (2 worker processes), tcp://scheduler:8786 uses a running one. "
+    "Default: local worker processes, one per target."
+)
 
 
 def _quiet_libraries() -> None:
@@ -39,67 +56,11 @@ def _quiet_libraries() -> None:
     logging.captureWarnings(True)
 
 
-@contextmanager
-def _progress(console: Console) -> Iterator[Progress]:
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        yield progress
+def _lake(settings: Settings) -> Lake:
+    # deferred: the lake loads pandas, which --help does not need
+    from forecasting.lake import Lake
 
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return "-"
-    if not math.isfinite(number):
-        return "-"
-    if abs(number) >= 1e4:
-        return f"{number:.3g}"
-    return f"{number:.{digits}f}"
-
-
-def summary_table(targets: Mapping[str, Mapping[str, Any]], title: str) -> Table:
-    """Per target and model: MASE, pinball, coverage_90, fit seconds; the champion marked.
-
-    Args:
-        targets: target -> ``{"champion": name, "models": {model: {"mase_mean": ...,
-            "pinball_mean": ..., "coverage_90": ..., "fit_s": ...}}}`` (``summary.json``).
-        title: the table title.
-    """
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("target", no_wrap=True)
-    table.add_column("model (* champion)", no_wrap=True)
-    for col in ("MASE", "pinball", "cov90", "fit s"):
-        table.add_column(col, justify="right", no_wrap=True)
-    for target, info in targets.items():
-        models = info.get("models", {})
-        ranked = sorted(models.items(), key=lambda kv: _sort_key(kv[1].get("mase_mean")))
-        for i, (model, row) in enumerate(ranked):
-            champion = model == info.get("champion")
-            table.add_row(
-                target if i == 0 else "",
-                f"[bold green]{model} *[/]" if champion else model,
-                _fmt(row.get("mase_mean")),
-                _fmt(row.get("pinball_mean")),
-                _fmt(row.get("coverage_90"), 2),
-                _fmt(row.get("fit_s"), 1),
-                end_section=i == len(ranked) - 1,
-            )
-    return table
-
-
-def _sort_key(value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return math.inf
-    return number if math.isfinite(number) else math.inf
+    return Lake(settings.lake_dir)
 
 
 def _train_summary(report: Any) -> dict[str, dict[str, Any]]:
@@ -117,16 +78,15 @@ def _train_summary(report: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _ingest_sample(lake: Lake, console: Console) -> None:
+def _ingest_sample(lake: Lake) -> None:
     from pipelines.ingest import ingest_sample
-    from serving.cli.ingest import summary_table as ingest_table
 
     with console.status("ingesting data/sample/ ..."):
         reports = ingest_sample(lake)
     console.print(ingest_table(reports))
 
 
-def _run_forecast(settings: Settings, lake: Lake, console: Console) -> Any:
+def _run_forecast(settings: Settings, lake: Lake) -> Any:
     from pipelines.forecast import forecast
 
     with console.status("forecasting the next horizon with the champion ..."):
@@ -139,16 +99,15 @@ def _run_forecast(settings: Settings, lake: Lake, console: Console) -> Any:
     return report
 
 
-def _run_decisions(settings: Settings, lake: Lake, console: Console) -> None:
+def _run_decisions(settings: Settings, lake: Lake) -> None:
     from pipelines.plan import run_decisions
-    from serving.cli.decisions import plan_tables, priority_table, sizing_table
 
     with console.status("hot-segment model, decision backtests, today's plan ..."):
         report = run_decisions(settings, lake=lake)
     hot = report.hot_segments
     console.print(
         f"registered [bold]replicast-hot-segments v{hot.version}[/] as [bold]{hot.alias}[/] "
-        f"(1 - captured = {_fmt(hot.score)}); {hot.scores_written} segment scores written"
+        f"(1 - captured = {fmt(hot.score)}); {hot.scores_written} segment scores written"
     )
     console.print(priority_table(report.evaluation["priority"], "priority: stale-read exposure"))
     console.print(sizing_table(report.evaluation["sizing"], "sizing replay (qps_total)"))
@@ -162,29 +121,17 @@ app = typer.Typer(add_completion=False)
 @app.command("train")
 @handle_errors
 def train(
-    ingest_sample: bool = typer.Option(
-        False,
-        "--ingest-sample",
-        help="First load the shipped sample fleet (data/sample/) into the lake, and "
-        "after training write the next horizon of forecasts.",
-    ),
-    models: list[str] = typer.Option(None, "--models", "-m", help=MODELS_HELP),
-    folds: int = typer.Option(None, "--folds", "-k", min=1, help=FOLDS_HELP),
-    decisions: bool = typer.Option(
-        True,
-        "--decisions/--no-decisions",
-        help="With --ingest-sample: also train the hot-segment model, evaluate the "
-        "priority and sizing decisions against the simple rules (logged to MLflow) and "
-        "write today's sizing plan and priority queues.",
-    ),
-    dask: str | None = typer.Option(
-        None,
-        "--dask",
-        metavar="local|tcp://HOST:PORT",
-        help="Spread the per-target backtests over a Dask cluster: 'local' starts one "
-        "on this machine (2 worker processes), tcp://scheduler:8786 uses a running one. "
-        "Default: local worker processes, one per target.",
-    ),
+    ingest_sample: Annotated[
+        bool, typer.Option("--ingest-sample", help=INGEST_SAMPLE_HELP)
+    ] = False,
+    models: Annotated[list[str] | None, typer.Option("--models", "-m", help=MODELS_HELP)] = None,
+    folds: Annotated[int | None, typer.Option("--folds", "-k", min=1, help=FOLDS_HELP)] = None,
+    decisions: Annotated[
+        bool, typer.Option("--decisions/--no-decisions", help=DECISIONS_HELP)
+    ] = True,
+    dask: Annotated[
+        str | None, typer.Option("--dask", metavar="local|tcp://HOST:PORT", help=DASK_HELP)
+    ] = None,
 ) -> None:
     """Backtest the load models, pick a champion per target and register it in MLflow.
 
@@ -201,15 +148,14 @@ def train(
     started = time.perf_counter()
     _quiet_libraries()
     settings = get_settings()
-    console = Console()
-    lake = Lake(settings.lake_dir)
+    lake = _lake(settings)
     if ingest_sample:
-        _ingest_sample(lake, console)
-    with _progress(Console(stderr=True)) as progress:
-        task = progress.add_task("training", total=None)
+        _ingest_sample(lake)
+    with progress() as bar:
+        task = bar.add_task("training", total=None)
 
         def hook(stage: str, done: int, total: int) -> None:
-            progress.update(task, description=stage, completed=done, total=total)
+            bar.update(task, description=stage, completed=done, total=total)
 
         report = run_train(
             settings,
@@ -220,7 +166,7 @@ def train(
             dask=dask,
         )
     console.print(
-        summary_table(
+        leaderboard_table(
             _train_summary(report),
             title=f"backtest: {report.folds} folds x {settings.forecast.horizon} h, "
             f"data {report.data_start:%Y-%m-%d} .. {report.data_end:%Y-%m-%d}",
@@ -228,19 +174,19 @@ def train(
     )
     gate = report.gate
     previous = (
-        f"previous champion v{gate.previous_version} ({_fmt(gate.previous_score)})"
+        f"previous champion v{gate.previous_version} ({fmt(gate.previous_score)})"
         if gate.previous_version
         else "no previous champion"
     )
     console.print(
         f"registered [bold]replicast-load v{gate.version}[/] as [bold]{gate.alias}[/] "
-        f"(mean champion MASE {_fmt(report.score)}; {previous}); "
+        f"(mean champion MASE {fmt(report.score)}; {previous}); "
         f"MLflow run {report.run_id} at {settings.tracking_uri}"
     )
     if ingest_sample:
-        _run_forecast(settings, lake, console)
+        _run_forecast(settings, lake)
         if decisions:
-            _run_decisions(settings, lake, console)
+            _run_decisions(settings, lake)
     console.print(f"done in {time.perf_counter() - started:.0f} s.")
 
 
@@ -256,7 +202,7 @@ def forecast() -> None:
     """
     _quiet_libraries()
     settings = get_settings()
-    _run_forecast(settings, Lake(settings.lake_dir), Console())
+    _run_forecast(settings, _lake(settings))
 
 
 @app.command("report")
@@ -265,10 +211,9 @@ def report() -> None:
     """Show the latest training run: per-target model scores, champion, registry state."""
     _quiet_libraries()
     settings = get_settings()
-    console = Console()
     summary, run_id = latest_summary(settings)
     console.print(
-        summary_table(
+        leaderboard_table(
             summary.get("targets", {}),
             title=f"latest training run {run_id} "
             f"(data {summary.get('data_start', '?')[:10]} .. "
@@ -277,7 +222,7 @@ def report() -> None:
     )
     console.print(
         f"registered replicast-load v{summary.get('model_version')} as "
-        f"{summary.get('alias')} (mean champion MASE {_fmt(summary.get('score'))}); "
+        f"{summary.get('alias')} (mean champion MASE {fmt(summary.get('score'))}); "
         f"current champion: v{_champion_version(settings)}"
     )
 
