@@ -37,6 +37,7 @@ from forecasting.errors import ConfigError
 from forecasting.lake import write_parquet_atomic
 from forecasting.schemas import NODE_METRICS, SEGMENT_ACCESS
 from forecasting.settings import Cluster, Fleet, NodeType, Region
+from pipelines.sample_spec import SAMPLE
 
 log = logging.getLogger(__name__)
 
@@ -71,19 +72,6 @@ class SimulatedFleet:
     node_metrics: pd.DataFrame
     segment_access: pd.DataFrame
 
-
-@dataclass(frozen=True)
-class SampleSpec:
-    """The exact parameters of the shipped ``data/sample/`` (default fleet)."""
-
-    start: str = "2026-09-21"
-    days: int = 35
-    seed: int = 20260921
-    nodes_per_region: int = 3
-    segments_per_cluster: int = 24
-
-
-SAMPLE = SampleSpec()
 
 ProgressFn = Callable[[str], None]
 
