@@ -36,7 +36,6 @@ import logging
 import multiprocessing
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from queue import Empty
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
 
@@ -154,7 +153,9 @@ class ProcessRunner:
     def __enter__(self) -> Self:
         context = multiprocessing.get_context("spawn")
         levels = {name: logging.getLogger(name).getEffectiveLevel() for name in self.loggers}
-        self._queue = context.Queue()  # handed to the workers at start (no manager process)
+        # handed to the workers at start (no manager process); a SimpleQueue's put writes
+        # to the pipe at once, so every note is readable before its item's result arrives
+        self._queue = context.SimpleQueue()
         self._pool = ProcessPoolExecutor(
             self.n_workers,
             mp_context=context,
@@ -203,11 +204,8 @@ class ProcessRunner:
         return [future.result() for future in futures]
 
     def _drain(self, on_note: OnNote | None) -> None:
-        while True:
-            try:
-                message = self._queue.get_nowait()
-            except Empty:
-                return
+        while not self._queue.empty():
+            message = self._queue.get()
             if on_note is not None:
                 on_note(message)
 
