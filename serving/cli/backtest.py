@@ -3,58 +3,82 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, get_args
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from forecasting.errors import ConfigError
-from forecasting.settings import get_settings
-from models.catalog import known_models
-from pipelines.series_backtest import CHAMPION, SeriesBacktestReport, run_series_backtest
-from pipelines.series_files import discover, load_series, write_json_atomic
+from forecasting.settings import ModelName, get_settings
 from serving.cli.errors import handle_errors
+from serving.cli.render import console, progress, write_json
 
-console = Console()
+if TYPE_CHECKING:
+    from pipelines.series_backtest import SeriesBacktestReport
+
+#: The model names, for --help (the catalog itself loads pandas).
+MODEL_NAMES = ", ".join(sorted(get_args(ModelName)))
+
+app = typer.Typer(add_completion=False)
 
 
+@app.command("backtest")
 @handle_errors
 def backtest_series(
-    series: list[Path] = typer.Option(
-        ..., "--series", help="a series file (CSV/Parquet) or a directory of them; repeatable"
-    ),
-    timestamp_col: str = typer.Option("timestamp", "--timestamp-col", help="timestamp column"),
-    value_col: str = typer.Option(
-        "value",
-        "--value-col",
-        help="value column; several comma-separated names = the first one each file has",
-    ),
-    horizon: int = typer.Option(24, "--horizon", min=1, help="steps per test window"),
-    folds: int = typer.Option(3, "--folds", min=1, help="test windows (the last folds x horizon)"),
-    models: list[str] = typer.Option(
-        None,
-        "--models",
-        help=f"models to run (repeatable; default: settings forecast.models). Known: "
-        f"{', '.join(known_models())}",
-    ),
-    candidates: list[str] = typer.Option(
-        None,
-        "--candidates",
-        help="models the champion is chosen from (repeatable; default: the models run, "
-        "except the slow prophet)",
-    ),
-    inner_folds: int = typer.Option(
-        1, "--inner-folds", min=1, help="training-part windows used to choose the champion"
-    ),
-    champion_scope: str = typer.Option(
-        "run",
-        "--champion-scope",
-        help="run: one champion per fold for all series (as `replicast train` picks one per "
-        "target); series: one per series",
-    ),
-    json_out: Path | None = typer.Option(None, "--json", help="write the JSON report here"),
-    progress: bool = typer.Option(False, "--progress", help="show a progress bar"),
+    series: Annotated[
+        list[Path],
+        typer.Option(
+            "--series", help="a series file (CSV/Parquet) or a directory of them; repeatable"
+        ),
+    ],
+    timestamp_col: Annotated[
+        str, typer.Option("--timestamp-col", help="timestamp column")
+    ] = "timestamp",
+    value_col: Annotated[
+        str,
+        typer.Option(
+            "--value-col",
+            help="value column; several comma-separated names = the first one each file has",
+        ),
+    ] = "value",
+    horizon: Annotated[int, typer.Option("--horizon", min=1, help="steps per test window")] = 24,
+    folds: Annotated[
+        int, typer.Option("--folds", min=1, help="test windows (the last folds x horizon)")
+    ] = 3,
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--models",
+            help=f"models to run (repeatable; default: settings forecast.models). Known: "
+            f"{MODEL_NAMES}",
+        ),
+    ] = None,
+    candidates: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--candidates",
+            help="models the champion is chosen from (repeatable; default: the models run, "
+            "except the slow prophet)",
+        ),
+    ] = None,
+    inner_folds: Annotated[
+        int,
+        typer.Option(
+            "--inner-folds", min=1, help="training-part windows used to choose the champion"
+        ),
+    ] = 1,
+    champion_scope: Annotated[
+        str,
+        typer.Option(
+            "--champion-scope",
+            help="run: one champion per fold for all series (as `replicast train` picks one per "
+            "target); series: one per series",
+        ),
+    ] = "run",
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write the JSON report here")
+    ] = None,
+    show_progress: Annotated[bool, typer.Option("--progress", help="show a progress bar")] = False,
 ) -> None:
     """Backtest every model on univariate series files and write per-series scores.
 
@@ -67,6 +91,11 @@ def backtest_series(
     the whole run, as `replicast train` picks one per target), scored on the test
     window.
     """
+    # deferred: the catalog and the series pipelines load pandas and the models
+    from models.catalog import known_models
+    from pipelines.series_backtest import run_series_backtest
+    from pipelines.series_files import discover, load_series
+
     settings = get_settings()
     names = list(models or settings.forecast.models)
     chosen_from = list(candidates or [m for m in names if m != "prophet"] or names)
@@ -78,16 +107,9 @@ def backtest_series(
     files = discover(series)
     loaded = load_series(files, timestamp_col=timestamp_col, value_col=value_col)
     fits = len(names) * folds + len(chosen_from) * folds * inner_folds
-    with Progress(
-        TextColumn(f"backtesting {len(loaded)} series"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not progress,
-    ) as bar:
-        task = bar.add_task("", total=fits * max(1, len({s.freq for s in loaded})))
+    label = f"backtesting {len(loaded)} series"
+    with progress(disable=not show_progress) as bar:
+        task = bar.add_task(label, total=fits * max(1, len({s.freq for s in loaded})))
         report = run_series_backtest(
             loaded,
             models=names,  # type: ignore[arg-type]
@@ -99,16 +121,18 @@ def backtest_series(
             champion_scope=champion_scope,  # type: ignore[arg-type]
             seed=settings.forecast.seed,
             progress=lambda model, fold: bar.update(
-                task, advance=1, description=f"{model} fold {fold}"
+                task, advance=1, description=f"{label}: {model} fold {fold}"
             ),
         )
     _print_summary(report)
     if json_out is not None:
-        write_json_atomic(report.to_json(), json_out)
-        console.print(f"wrote {json_out}")
+        write_json(json_out, report.to_json())
 
 
 def _print_summary(report: SeriesBacktestReport) -> None:
+    # deferred: the pipeline loads pandas
+    from pipelines.series_backtest import CHAMPION
+
     table = Table(title="backtest summary (lower MASE is better)")
     for col in ("model", "MASE mean", "MASE median", "pinball", "coverage 90%", "fit s"):
         table.add_column(col, justify="left" if col == "model" else "right")
@@ -124,9 +148,3 @@ def _print_summary(report: SeriesBacktestReport) -> None:
             style=style,
         )
     console.print(table)
-
-
-app = typer.Typer(add_completion=False)
-
-
-app.command("backtest")(backtest_series)

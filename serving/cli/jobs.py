@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
 from forecasting.errors import ReplicastError
-from forecasting.lake import Lake
 from forecasting.settings import get_settings
 from pipelines.jobs import JOBS, get_job
-from pipelines.schedule import (
-    JOB_RUNS,
-    JobRun,
-    Scheduler,
-    next_runs,
-    run_job,
-    stop_on_signals,
-    utc_now,
-)
-from serving.cli.errors import err_console, handle_errors
+from serving.cli.errors import handle_errors
+from serving.cli.render import console, err_console
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from forecasting.lake import Lake
+    from pipelines.job_runs import JobRun
 
 #: Exit code of `replicast run` when another run of the job holds its lock (EX_TEMPFAIL).
 EXIT_LOCKED = 75
@@ -39,6 +35,9 @@ JOB_HELP = f"The job to run: {', '.join(JOBS)}."
 
 def _last_runs(lake: Lake) -> dict[str, pd.Series]:
     """Job name -> its newest ``job_runs`` row (empty if none or unreadable)."""
+    # deferred: pandas (job_runs), not for --help
+    from pipelines.job_runs import JOB_RUNS
+
     try:
         runs = lake.read(JOB_RUNS)
     except ReplicastError:
@@ -51,6 +50,11 @@ def _last_runs(lake: Lake) -> dict[str, pd.Series]:
 
 def schedule_table(schedule: dict[str, str], lake: Lake, *, now: datetime, count: int = 3) -> Table:
     """The schedule as a table: job, cron, next ``count`` runs, last recorded run."""
+    # deferred: pandas and croniter, not for --help
+    import pandas as pd
+
+    from pipelines.schedule import next_runs
+
     last = _last_runs(lake)
     table = Table(
         title=f"schedule (UTC, now {now:%Y-%m-%d %H:%M})", title_justify="left", box=box.SIMPLE_HEAD
@@ -71,7 +75,7 @@ def schedule_table(schedule: dict[str, str], lake: Lake, *, now: datetime, count
     return table
 
 
-def _report(console: Console, run: JobRun) -> None:
+def _report(run: JobRun) -> None:
     """Print a run's outcome; a run that did not succeed exits non-zero."""
     if run.state == "ok":
         console.print(
@@ -94,9 +98,9 @@ app = typer.Typer(add_completion=False)
 @app.command("schedule")
 @handle_errors
 def schedule(
-    once: str | None = typer.Option(None, "--once", metavar="JOB", help=ONCE_HELP),
-    list_: bool = typer.Option(False, "--list", help=LIST_HELP),
-    count: int = typer.Option(3, "--count", "-n", min=1, help=COUNT_HELP),
+    once: Annotated[str | None, typer.Option("--once", metavar="JOB", help=ONCE_HELP)] = None,
+    list_: Annotated[bool, typer.Option("--list", help=LIST_HELP)] = False,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help=COUNT_HELP)] = 3,
 ) -> None:
     """Run the batch jobs at the cron times of the settings' [schedule] table.
 
@@ -108,8 +112,11 @@ def schedule(
     job_runs dataset. A failing job is logged and the scheduler goes on.
     SIGTERM or Ctrl-C stops after the running job; a second one interrupts it.
     """
+    # deferred: the scheduler loads croniter, pandas and the lake
+    from pipelines.schedule import Scheduler, utc_now
+    from pipelines.signals import stop_on_signals
+
     settings = get_settings()
-    console = Console()
     if list_:
         scheduler = Scheduler(settings)  # validates the schedule
         console.print(
@@ -126,7 +133,7 @@ def schedule(
         if once is not None:
             run = scheduler.run_once(once)
             if run is not None:
-                _report(console, run)
+                _report(run)
             return
         runs = scheduler.run()
     failed = sum(r.state == "failed" for r in runs)
@@ -135,16 +142,18 @@ def schedule(
 
 @app.command("run")
 @handle_errors
-def run(job: str = typer.Argument(..., metavar="JOB", help=JOB_HELP)) -> None:
+def run(job: Annotated[str, typer.Argument(metavar="JOB", help=JOB_HELP)]) -> None:
     """Run one batch job now, under the same lock as the scheduler.
 
     The run is recorded in the job_runs dataset. Exit code 0 when it
     succeeded, 75 when another run of the same job holds the lock (nothing
     was done), otherwise the code of the job's error.
     """
+    # deferred: the scheduler loads croniter, pandas and the lake
+    from pipelines.schedule import run_job
+
     settings = get_settings()
-    console = Console()
     func = get_job(job)
     with console.status(f"running {job} ..."):
         outcome = run_job(job, settings, job=func)
-    _report(console, outcome)
+    _report(outcome)

@@ -6,18 +6,15 @@ import contextlib
 import logging
 import os
 import tempfile
-from typing import Any
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from forecasting.errors import ConfigError
 from forecasting.settings import get_settings
 from serving.cli.errors import handle_errors
-from serving.http.metrics import MULTIPROC_ENV
-from serving.http.server import DrainingServer
+from serving.cli.render import err_console
 
-console = Console(stderr=True)
 logger = logging.getLogger(__name__)
 
 #: Seconds uvicorn waits for in-flight requests after SIGTERM before closing them.
@@ -30,26 +27,35 @@ app = typer.Typer(add_completion=False)
 @app.command("serve")
 @handle_errors
 def serve(
-    host: str | None = typer.Option(
-        None, "--host", help="Address to bind. Default: settings serve.host (127.0.0.1)."
-    ),
-    port: int | None = typer.Option(
-        None, "--port", "-p", min=1, max=65535, help="Port. Default: settings serve.port."
-    ),
-    workers: int | None = typer.Option(
-        None,
-        "--workers",
-        "-w",
-        min=1,
-        help="Worker processes. Default: settings serve.workers (1). Each loads the "
-        "champion; /metrics on any of them gives the figures of all.",
-    ),
-    dev: bool = typer.Option(
-        False,
-        "--dev",
-        help="Dev mode: mutating routes are open when no API token is set. Never in production.",
-    ),
-    log_level: str = typer.Option("INFO", "--log-level", help="Log level of the service."),
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Address to bind. Default: settings serve.host (127.0.0.1)."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", "-p", min=1, max=65535, help="Port. Default: settings serve.port."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-w",
+            min=1,
+            help="Worker processes. Default: settings serve.workers (1). Each loads the "
+            "champion; /metrics on any of them gives the figures of all.",
+        ),
+    ] = None,
+    dev: Annotated[
+        bool,
+        typer.Option(
+            "--dev",
+            help="Dev mode: mutating routes are open when no API token is set. "
+            "Never in production.",
+        ),
+    ] = False,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="Log level of the service.")
+    ] = "INFO",
 ) -> None:
     """Serve forecasts, sizing plans, priorities and sync runs over HTTP.
 
@@ -58,9 +64,12 @@ def serve(
     /admin/reload) need REPLICAST_SERVE__API_TOKEN; without it they are not
     mounted unless --dev is given. SIGTERM lets in-flight requests finish.
     """
+    # deferred: uvicorn, FastAPI and prometheus_client, not for --help
     import uvicorn
 
     from serving.http.app import WORKER_LOG_LEVEL_ENV, create_app
+    from serving.http.metrics import MULTIPROC_ENV
+    from serving.http.server import DrainingServer
 
     settings = get_settings()
     if dev:
@@ -70,13 +79,13 @@ def serve(
     if serve_cfg.api_token and not serve_cfg.api_token.strip():
         raise ConfigError("serve.api_token: only whitespace; set a real token or none")
     if not serve_cfg.api_token and not serve_cfg.dev_mode:
-        console.print(
+        err_console.print(
             "[yellow]warning:[/] no REPLICAST_SERVE__API_TOKEN: sync runs and /admin "
             "routes are disabled (set a token, or pass --dev on a workstation)"
         )
     bind_host = host or serve_cfg.host
     bind_port = port or serve_cfg.port
-    console.print(f"replicast API on http://{bind_host}:{bind_port} (docs at /docs)")
+    err_console.print(f"replicast API on http://{bind_host}:{bind_port} (docs at /docs)")
     options: dict[str, Any] = {
         "host": bind_host,
         "port": bind_port,

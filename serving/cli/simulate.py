@@ -4,68 +4,80 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from forecasting.errors import ConfigError
 from forecasting.settings import Fleet, get_settings
-from pipelines.simulate import (
-    NODE_FILE,
-    SAMPLE,
-    SEGMENT_FILE,
-    SimulationSummary,
-    iter_clusters,
-    scale_fleet,
-    write_simulation,
-)
+from pipelines.sample_spec import SAMPLE
 from serving.cli.errors import handle_errors
+from serving.cli.render import console, progress
 
-console = Console()
+if TYPE_CHECKING:
+    from pipelines.simulate import SimulationSummary
 
-__all__ = ["NODE_FILE", "SEGMENT_FILE", "app", "simulate"]
+app = typer.Typer(add_completion=False)
 
 
+@app.command("simulate")
+@handle_errors
 def simulate(
-    out: Path = typer.Option(
-        ..., "--out", help="directory for node_metrics.parquet and segment_access.parquet"
-    ),
-    days: int | None = typer.Option(
-        None, "--days", help=f"days to generate (default: {SAMPLE.days})"
-    ),
-    clusters: int | None = typer.Option(
-        None,
-        "--clusters",
-        help="number of clusters: the fleet's first N, or the fleet's plus extra ones "
-        "(c003, c004, ...) spread over its regions (default: the fleet's)",
-    ),
-    nodes_per_region: int | None = typer.Option(
-        None,
-        "--nodes-per-region",
-        help=f"nodes per cluster and region (default: {SAMPLE.nodes_per_region})",
-    ),
-    segments_per_cluster: int | None = typer.Option(
-        None,
-        "--segments-per-cluster",
-        help=f"segments alive at once per cluster (default: {SAMPLE.segments_per_cluster})",
-    ),
-    seed: int | None = typer.Option(None, "--seed", help=f"random seed (default: {SAMPLE.seed})"),
-    start: datetime | None = typer.Option(
-        None, "--start", formats=["%Y-%m-%d"], help=f"first UTC day (default: {SAMPLE.start})"
-    ),
-    sample: bool = typer.Option(
-        False,
-        "--sample",
-        help="the exact parameters of data/sample/ (the default fleet, ignoring replicast.toml); "
-        "cannot be combined with the other generation options",
-    ),
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="directory for node_metrics.parquet and segment_access.parquet"),
+    ],
+    days: Annotated[
+        int | None, typer.Option("--days", help=f"days to generate (default: {SAMPLE.days})")
+    ] = None,
+    clusters: Annotated[
+        int | None,
+        typer.Option(
+            "--clusters",
+            help="number of clusters: the fleet's first N, or the fleet's plus extra ones "
+            "(c003, c004, ...) spread over its regions (default: the fleet's)",
+        ),
+    ] = None,
+    nodes_per_region: Annotated[
+        int | None,
+        typer.Option(
+            "--nodes-per-region",
+            help=f"nodes per cluster and region (default: {SAMPLE.nodes_per_region})",
+        ),
+    ] = None,
+    segments_per_cluster: Annotated[
+        int | None,
+        typer.Option(
+            "--segments-per-cluster",
+            help=f"segments alive at once per cluster (default: {SAMPLE.segments_per_cluster})",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help=f"random seed (default: {SAMPLE.seed})")
+    ] = None,
+    start: Annotated[
+        datetime | None,
+        typer.Option(
+            "--start", formats=["%Y-%m-%d"], help=f"first UTC day (default: {SAMPLE.start})"
+        ),
+    ] = None,
+    sample: Annotated[
+        bool,
+        typer.Option(
+            "--sample",
+            help="the exact parameters of data/sample/ (the default fleet, ignoring "
+            "replicast.toml); cannot be combined with the other generation options",
+        ),
+    ] = False,
 ) -> None:
     """Generate node metrics (5 min) and segment access (15 min) for a simulated fleet.
 
     The same options and seed always give the same data. Files are written atomically.
     """
+    # deferred: the simulator loads numpy, pandas, pyarrow and scipy
+    from pipelines.simulate import iter_clusters, scale_fleet, write_simulation
+
     given = {
         "--days": days,
         "--clusters": clusters,
@@ -86,15 +98,8 @@ def simulate(
         fleet = get_settings().fleet
         if clusters is not None:
             fleet = scale_fleet(fleet, clusters)
-    with Progress(
-        TextColumn("[bold]simulate[/] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("clusters", total=len(fleet.clusters))
+    with progress() as bar:
+        task = bar.add_task("simulate clusters", total=len(fleet.clusters))
         parts = iter_clusters(
             fleet,
             start=start or SAMPLE.start,
@@ -104,7 +109,9 @@ def simulate(
             segments_per_cluster=_or(segments_per_cluster, SAMPLE.segments_per_cluster),
         )
         summary = write_simulation(
-            parts, out, progress=lambda name: bar.update(task, advance=1, description=name)
+            parts,
+            out,
+            progress=lambda name: bar.update(task, advance=1, description=f"simulate {name}"),
         )
     console.print(_files_table(summary))
     console.print(_load_table(summary))
@@ -149,9 +156,3 @@ def _load_table(summary: SimulationSummary, limit: int = 12) -> Table:
             f"{row.cpu_peak:.2f}",
         )
     return table
-
-
-app = typer.Typer(add_completion=False)
-
-
-app.command("simulate")(handle_errors(simulate))

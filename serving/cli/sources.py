@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
-from rich.console import Console
 
 from forecasting.errors import ConfigError
-from forecasting.lake import Lake
 from forecasting.settings import get_settings
-from pipelines.collect import Collector, TickReport, stop_on_signals
 from serving.cli.errors import handle_errors
+from serving.cli.render import console
 
-console = Console()
+if TYPE_CHECKING:
+    from pipelines.collect import TickReport
+
+SOURCE_HELP = (
+    "postgresql://user@host:port/db[?cluster=NAME&region=NAME&node=NAME&vcpus=N]; "
+    "repeat for the primary and each replica."
+)
+
+app = typer.Typer(add_completion=False)
 
 
 def _seconds(text: str, option: str) -> float:
+    # deferred: pandas reads the duration; --help does not need it
+    import pandas as pd
+
     try:
         value = pd.Timedelta(f"{text}s" if text.replace(".", "").isdigit() else text)
     except ValueError as exc:
@@ -29,27 +38,25 @@ def _seconds(text: str, option: str) -> float:
     return value.total_seconds()
 
 
+@app.command("collect")
 @handle_errors
 def collect(
-    source: list[str] = typer.Option(
-        ...,
-        "--source",
-        "-s",
-        help=(
-            "postgresql://user@host:port/db[?cluster=NAME&region=NAME&node=NAME&vcpus=N]; "
-            "repeat for the primary and each replica."
-        ),
-    ),
-    interval: str = typer.Option("60s", help="sampling interval (e.g. 15s, 60s, 5m)"),
-    duration: str | None = typer.Option(
-        None, help="stop after this long (e.g. 10m); default: until SIGTERM or Ctrl-C"
-    ),
+    source: Annotated[list[str], typer.Option("--source", "-s", help=SOURCE_HELP)],
+    interval: Annotated[str, typer.Option(help="sampling interval (e.g. 15s, 60s, 5m)")] = "60s",
+    duration: Annotated[
+        str | None,
+        typer.Option(help="stop after this long (e.g. 10m); default: until SIGTERM or Ctrl-C"),
+    ] = None,
 ) -> None:
     """Sample PostgreSQL statistics every interval into node_metrics and segment_access.
 
     Each interval's counters become rates (resets handled); the last sample is kept in
     <data_dir>/sources so a restart loses no interval. SIGTERM stops after the current tick.
     """
+    # deferred: the collector loads pandas and the lake
+    from forecasting.lake import Lake
+    from pipelines.collect import Collector, stop_on_signals
+
     settings = get_settings()
     interval_s = _seconds(interval, "--interval")
     duration_s = None if duration is None else _seconds(duration, "--duration")
@@ -78,9 +85,3 @@ def collect(
         f"[green]done[/]: {total.ticks} tick(s), {rows}, {total.quarantined} quarantined, "
         f"{len(total.errors)} error(s)"
     )
-
-
-app = typer.Typer(add_completion=False)
-
-
-app.command("collect")(collect)

@@ -2,39 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 
+from forecasting import jsonio
 from forecasting.settings import get_settings
-from replication.executor import run_sync
-from replication.limits import parse_rate, parse_size
-from replication.progress import ProgressSnapshot
-from replication.request import OrderName, SyncRequest, SyncResult, TransportName
+from forecasting.units import parse_rate, parse_size
 from serving.cli.errors import handle_errors
+from serving.cli.render import console, human_bytes, progress
 
-console = Console()
+if TYPE_CHECKING:
+    from replication.progress import ProgressSnapshot
+    from replication.request import OrderName, SyncResult, TransportName
 
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
+app = typer.Typer(add_completion=False)
 
 
 def _table(result: SyncResult) -> Table:
@@ -55,8 +40,8 @@ def _table(result: SyncResult) -> Table:
     )
     table.add_row(
         "bytes",
-        f"read {_human(result.bytes_read)}, sent {_human(result.bytes_sent)}, "
-        f"written {_human(result.bytes_written)}",
+        f"read {human_bytes(result.bytes_read)}, sent {human_bytes(result.bytes_sent)}, "
+        f"written {human_bytes(result.bytes_written)}",
     )
     table.add_row("time", f"{result.seconds:.2f} s")
     if result.stop_reason:
@@ -71,6 +56,8 @@ def _table(result: SyncResult) -> Table:
     return table
 
 
+@app.command("sync")
+@handle_errors
 def sync(
     source: Annotated[Path, typer.Option(help="Source root directory (segments below it).")],
     target: Annotated[
@@ -125,6 +112,10 @@ def sync(
     ] = None,
 ) -> None:
     """Replicate SOURCE to TARGET segment by segment, hottest first, safely and resumably."""
+    # deferred: the executor and its transports are not needed for --help
+    from replication.executor import run_sync
+    from replication.request import SyncRequest
+
     settings = get_settings()
     request = SyncRequest(
         source=source,
@@ -145,15 +136,7 @@ def sync(
         rsh=rsh,
     )
     cancel = threading.Event()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        DownloadColumn(binary_units=True),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with progress(bytes=True) as bar:
         task = bar.add_task("planning", total=None)
 
         def show(snap: ProgressSnapshot) -> None:
@@ -172,8 +155,7 @@ def sync(
             raise
     console.print(_table(result))
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result.to_dict(), indent=2, default=str))
+        jsonio.write_json(json_out, result.to_dict())
     if result.exit_code:
         raise typer.Exit(result.exit_code)
 
@@ -184,9 +166,3 @@ def _choice(value: str, allowed: tuple[str, ...], option: str) -> TransportName 
             f"{value!r}; choose one of {', '.join(allowed)}", param_hint=option
         )
     return value  # type: ignore[return-value]
-
-
-app = typer.Typer(add_completion=False)
-
-
-app.command("sync")(handle_errors(sync))

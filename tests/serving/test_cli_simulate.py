@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from forecasting.lake import read_parquet_verified
 from forecasting.schemas import NODE_METRICS, SEGMENT_ACCESS
+from pipelines.simulate import NODE_FILE, SEGMENT_FILE
 from serving.cli import app as replicast
-from serving.cli import simulate as cli_simulate
 
 
 @pytest.fixture
@@ -29,8 +29,8 @@ def test_simulate_writes_both_datasets_with_extra_clusters(
         app, [*args, "--nodes-per-region", "1", "--segments-per-cluster", "6", "--seed", "3"]
     )
     assert result.exit_code == 0, result.output
-    nodes = read_parquet_verified(out / cli_simulate.NODE_FILE)
-    segments = read_parquet_verified(out / cli_simulate.SEGMENT_FILE)
+    nodes = read_parquet_verified(out / NODE_FILE)
+    segments = read_parquet_verified(out / SEGMENT_FILE)
     assert list(nodes.columns) == NODE_METRICS.names
     assert list(segments.columns) == SEGMENT_ACCESS.names
     assert sorted(nodes["cluster"].unique()) == ["c003", "c004", "events", "orders", "users"]
@@ -46,7 +46,7 @@ def test_sample_refuses_other_generation_options(app: typer.Typer, tmp_path: Pat
     )
     assert result.exit_code == 3
     assert "--days" in result.output
-    assert not (tmp_path / cli_simulate.NODE_FILE).exists()
+    assert not (tmp_path / NODE_FILE).exists()
 
 
 def test_bad_cluster_count_is_a_clear_error(app: typer.Typer, tmp_path: Path) -> None:
