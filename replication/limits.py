@@ -6,10 +6,6 @@ import threading
 import time
 from collections.abc import Callable
 
-# serving's sync command still imports the parsers from here; goes when it imports
-# forecasting.units
-from forecasting.units import parse_rate, parse_size  # noqa: F401
-
 
 class TokenBucket:
     """A thread-safe token bucket: ``consume(n)`` blocks until ``n`` bytes may pass.
