@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
+from models.catalog import known_models
 from serving.cli import app
 
 
@@ -75,3 +76,10 @@ def test_cli_unknown_column_is_a_clear_error(tmp_path) -> None:
     )
     assert result.exit_code == 4
     assert "cpu" in result.output and "Traceback" not in result.output
+
+
+def test_help_lists_the_catalog_models() -> None:
+    """--help names the models from the settings' ModelName; they must be the catalog's."""
+    result = CliRunner().invoke(app, ["backtest", "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    assert f"Known: {', '.join(known_models())}" in " ".join(result.output.split())
