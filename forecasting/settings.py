@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from forecasting.errors import ConfigError, UnknownKeyError
+from forecasting.sync_endpoints import SyncConfig, local_store_path
 
 Target = Literal["qps_total", "cpu_util", "repl_bytes", "disk_used_bytes"]
 ModelName = Literal[
@@ -220,11 +221,6 @@ class ServeConfig(BaseModel):
     api_token: str = Field(default="", description="bearer token of the mutating routes")
     dev_mode: bool = Field(default=False, description="allow mutating routes without a token")
     refresh_seconds: float = Field(default=60, gt=0)
-    sync_roots: list[Path] = Field(
-        default_factory=list,
-        description="directories the HTTP sync routes may read from and write to "
-        "(empty: only under data_dir)",
-    )
 
 
 class Settings(BaseSettings):
@@ -247,6 +243,9 @@ class Settings(BaseSettings):
     sizing: SizingConfig = Field(default_factory=SizingConfig)
     priority: PriorityConfig = Field(default_factory=PriorityConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    sync: SyncConfig = Field(
+        default_factory=SyncConfig, description="named endpoints of HTTP sync runs"
+    )
     schedule: dict[str, str] = Field(
         default_factory=lambda: {
             "ingest": "*/15 * * * *",
@@ -273,6 +272,11 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
+    @model_validator(mode="after")
+    def _sync_endpoints_clear(self) -> Settings:
+        self.sync.check(self.protected_paths, [r.name for r in self.fleet.regions])
+        return self
+
     @property
     def tracking_uri(self) -> str:
         if self.mlflow_tracking_uri:
@@ -286,6 +290,16 @@ class Settings(BaseSettings):
     @property
     def lake_dir(self) -> Path:
         return self.data_dir / "lake"
+
+    @property
+    def protected_paths(self) -> dict[str, Path]:
+        """replicast's own state, which no sync endpoint may be, hold or lie inside."""
+        paths = {"lake": self.lake_dir, "model artifacts": self.artifact_root}
+        store = local_store_path(self.tracking_uri)
+        if store is not None:
+            paths["MLflow store (mlflow_tracking_uri)"] = store
+        paths["data dir (data_dir)"] = self.data_dir
+        return paths
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
@@ -309,8 +323,11 @@ def load_settings(path: str | Path | None = None) -> Settings:
     try:
         return _FromFile()
     except ValidationError as exc:
+        # a model-level error's input is the whole model (secrets included): not echoed
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+            if err["loc"]
+            else err["msg"]
             for err in exc.errors()
         )
         raise ConfigError(f"invalid settings ({toml} and REPLICAST_* env): {problems}") from exc

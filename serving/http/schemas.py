@@ -10,9 +10,18 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    model_validator,
+)
 
 from forecasting.settings import Target
+from forecasting.sync_endpoints import ENDPOINT_NAME
 
 #: Request numbers and flags are strict: ``true`` is not 1 and ``"5"`` is not 5.
 SFloat = Annotated[float, Strict()]
@@ -38,7 +47,9 @@ _SERIES = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Request models: unknown fields, Infinity and NaN are refused (422 naming the field)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # -- errors ---------------------------------------------------------------------
@@ -323,23 +334,67 @@ class PrioritiesResponse(BaseModel):
 
 
 # -- sync runs ------------------------------------------------------------------
-class SyncRunRequest(_Strict):
-    """What to replicate, and under which budgets."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
-    source: str = Field(min_length=1, max_length=4096, description="local source root")
-    target: str = Field(
-        min_length=1, max_length=4096, description="local directory, or host:path with rsync"
+
+def _endpoint_name(value: str) -> str:
+    if not re.match(ENDPOINT_NAME, value):
+        raise ValueError(
+            f"{value[:100]!r} is not an endpoint name: sync runs name endpoints of the "
+            "settings (sync.endpoints), never paths or hosts"
+        )
+    return value
+
+
+def _segment_glob(value: str) -> str:
+    if _CONTROL.search(value) or "\\" in value:
+        raise ValueError("control characters and backslashes are refused")
+    if value.startswith(("/", "~")):
+        raise ValueError(
+            f"{value!r}: absolute paths are refused; give a glob relative to the source"
+        )
+    if ".." in value.split("/"):
+        raise ValueError(f"{value!r}: '..' components are refused (path escape)")
+    return value
+
+
+#: An endpoint name of settings ``sync.endpoints`` (refused with a clear reason otherwise).
+EndpointName = Annotated[
+    str,
+    Field(max_length=64, json_schema_extra={"pattern": ENDPOINT_NAME}),
+    AfterValidator(_endpoint_name),
+]
+
+
+class SyncRunRequest(_Strict):
+    """What to replicate between two named endpoints, and under which budgets."""
+
+    source: EndpointName = Field(description="endpoint to read from (role source or both)")
+    target: EndpointName = Field(description="endpoint to write to (role target or both)")
+    transport: Literal["delta", "rsync"] = Field(
+        default="delta", description="rsync for a host:path target"
     )
-    transport: Literal["delta", "rsync"] = "delta"
     order: Literal["priority", "alpha"] = "priority"
     cluster: str | None = Field(default=None, pattern=_NAME)
-    replica: str | None = Field(default=None, pattern=_NAME)
-    segment_pattern: str | None = Field(default=None, min_length=1, max_length=200)
+    replica: str | None = Field(
+        default=None,
+        pattern=_NAME,
+        description="priority rows of this replica region (default: the target's link)",
+    )
+    segment_pattern: Annotated[str, AfterValidator(_segment_glob)] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="glob of segments under the source, relative: no '..', no absolute path",
+    )
     budget_bytes: SInt | None = Field(default=None, ge=1, le=2**62)
     budget_seconds: SFloat | None = Field(default=None, gt=0, le=7 * 86400)
     bwlimit: SFloat | None = Field(default=None, gt=0, le=1e12, description="bytes/s")
     checksum: SBool = False
-    delete: SBool = Field(default=False, description="remove target files absent from source")
+    delete: SBool = Field(
+        default=False,
+        description="remove target files absent from the source (target needs allow_delete)",
+    )
     dry_run: SBool = False
     whole_file: SBool | None = None
     concurrency: SInt | None = Field(default=None, ge=1, le=64)
@@ -349,10 +404,11 @@ class SyncRunRequest(_Strict):
         json_schema_extra={
             "examples": [
                 {
-                    "source": "/srv/orders/segments",
-                    "target": "/replicas/cn-north/orders",
+                    "source": "primary",
+                    "target": "cn-north",
+                    "transport": "rsync",
                     "cluster": "orders",
-                    "replica": "cn-north",
+                    "segment_pattern": "orders-2026-*",
                     "budget_seconds": 600,
                     "bwlimit": 40000000,
                 }
@@ -393,8 +449,9 @@ class SyncRunStatus(BaseModel):
         description="queued, running, cancelling, then finished, partial, failed, "
         "cancelled or dry-run"
     )
-    source: str
-    target: str
+    source: str = Field(description="source endpoint name")
+    target: str = Field(description="target endpoint name")
+    segment_pattern: str | None
     transport: str
     order: str
     created: datetime

@@ -5,7 +5,7 @@ the bearer token (so the ``ignored_auth`` check probes the secured routes withou
 it). One documented adjustment: ``positive_data_acceptance`` also accepts 422 and
 503, because schema-valid requests can still be unprocessable for the service —
 an untrained quantile, a horizon beyond the trained one, an ad-hoc history off the
-model's grid, paths outside ``serve.sync_roots`` — and 422 is the right answer
+model's grid, sync endpoints the settings do not name — and 422 is the right answer
 there, as 503 is while a champion is being (re)loaded.
 
 ``CI=true``: 100 examples per operation; locally 25 (faster).
@@ -34,11 +34,8 @@ expected-statuses = ["2xx", "401", "404", "409", "422", "503"]
 
 
 @pytest.fixture
-def base(registry: Registry, tmp_path: Path) -> Iterator[str]:
-    roots = tmp_path / "sync-roots"
-    roots.mkdir()
-    serve = registry.settings.serve.model_copy(update={"sync_roots": [roots]})
-    app = create_app(registry.settings.model_copy(update={"serve": serve}), configure_logs=False)
+def base(registry: Registry) -> Iterator[str]:
+    app = create_app(registry.settings, configure_logs=False)  # no sync endpoints: 422
     with live_server(app) as url:
         wait_until(lambda: ready(url), timeout=60)
         yield url

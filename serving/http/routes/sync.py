@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 
@@ -22,31 +22,6 @@ async def _manager(request: Request) -> SyncRunManager:
 ManagerDep = Annotated[SyncRunManager, Depends(_manager)]
 
 
-def _to_request(body: SyncRunRequest) -> Any:
-    """The executor's ``replication.request.SyncRequest`` for ``body`` (imported lazily)."""
-    from pathlib import Path as FsPath
-
-    from replication.request import SyncRequest
-
-    return SyncRequest(
-        source=FsPath(body.source),
-        target=body.target,
-        transport=body.transport,
-        order=body.order,
-        cluster=body.cluster,
-        replica=body.replica,
-        segment_pattern=body.segment_pattern,
-        budget_bytes=body.budget_bytes,
-        budget_seconds=body.budget_seconds,
-        bwlimit=body.bwlimit,
-        checksum=body.checksum,
-        delete=body.delete,
-        dry_run=body.dry_run,
-        whole_file=body.whole_file,
-        concurrency=body.concurrency,
-    )
-
-
 @router.post(
     "/runs",
     status_code=status.HTTP_202_ACCEPTED,
@@ -56,8 +31,12 @@ def _to_request(body: SyncRunRequest) -> Any:
     responses=error_responses(401, 409, 413, 422),
 )
 async def start_run(body: SyncRunRequest, manager: ManagerDep, response: Response) -> SyncRunStatus:
-    """Returns at once with the run id; poll ``GET /v1/sync/runs/{id}``."""
-    run = manager.start(_to_request(body))
+    """Returns at once with the run id; poll ``GET /v1/sync/runs/{id}``.
+
+    ``source`` and ``target`` name endpoints of the settings (``sync.endpoints``);
+    paths and hosts are never taken from a request.
+    """
+    run = manager.start(body)
     response.headers["Location"] = f"/v1/sync/runs/{run.run_id}"
     return SyncRunStatus.model_validate(manager.describe(run))
 

@@ -1,10 +1,12 @@
 """Sync runs started over HTTP: one background thread per run, one active run per target.
 
-:class:`SyncRunManager` validates a request (paths under the allowed roots, source
-is a directory, source and target do not overlap), refuses a second run on a
-target that has one active (:class:`RunConflictError`, HTTP 409), runs
-:func:`replication.executor.run_sync` in a daemon thread with a progress callback
-and a cancel event, and keeps the latest runs in memory for ``GET``.
+A request names two endpoints of settings ``sync.endpoints``; nothing it carries is
+used as a path or a host. :class:`SyncRunManager` resolves the names (roles,
+``allow_delete``, transport, replicast's own state still out of reach, source a
+directory, no overlap), refuses a second run on a target that has one active
+(:class:`RunConflictError`, HTTP 409), runs :func:`replication.executor.run_sync`
+in a daemon thread with a progress callback and a cancel event, and keeps the
+latest runs in memory for ``GET``.
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forecasting.errors import DataValidationError, ReplicastError, UnknownKeyError
 from forecasting.settings import Settings
+from forecasting.sync_endpoints import SyncEndpoint, clash_with
 from serving.http.metrics import ServiceMetrics
+
+if TYPE_CHECKING:
+    from serving.http.schemas import SyncRunRequest
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +43,8 @@ class SyncRun:
     """One run's live record (mutated only under the manager's lock)."""
 
     run_id: str
+    source: str  # endpoint names
+    target: str
     request: Any  # replication.request.SyncRequest
     target_key: str
     created: datetime
@@ -63,11 +71,19 @@ def _default_runner(request: Any, **kwargs: Any) -> Any:
     return run_sync(request, **kwargs)
 
 
+def _overlap(a: str, b: str) -> bool:
+    """Whether two target keys (resolved local paths, or host:path) share files."""
+    if not (a.startswith("/") and b.startswith("/")):
+        return a == b
+    first, second = Path(a), Path(b)
+    return first == second or first.is_relative_to(second) or second.is_relative_to(first)
+
+
 class SyncRunManager:
     """Start, track and cancel sync runs.
 
     Args:
-        settings: passed to the executor; ``serve.sync_roots`` bounds the paths.
+        settings: passed to the executor; ``sync.endpoints`` are the only places.
         metrics: sync run/byte counters.
         runner: ``run_sync``-compatible callable (default: the real executor).
         keep: finished runs remembered for ``GET`` (oldest forgotten first).
@@ -89,86 +105,104 @@ class SyncRunManager:
         self._lock = threading.Lock()
 
     # -- validation -------------------------------------------------------------
-    def roots(self) -> list[Path]:
-        roots = self.settings.serve.sync_roots or [self.settings.data_dir]
-        return [Path(r).resolve() for r in roots]
-
-    def _local(self, value: str, field_name: str) -> Path:
-        if "\x00" in value or not value.strip():
-            raise DataValidationError(f"{field_name}: {value!r} is not a usable path")
-        try:
-            resolved = Path(value).resolve()
-        except (OSError, ValueError) as exc:  # too long, undecodable, loops
+    def _endpoint(self, name: str, field_name: str) -> SyncEndpoint:
+        endpoints = self.settings.sync.endpoints
+        endpoint = endpoints.get(name)
+        if endpoint is None:
             raise DataValidationError(
-                f"{field_name}: {value!r} is not a usable path: {exc}"
-            ) from exc
-        roots = self.roots()
-        if not any(resolved == r or resolved.is_relative_to(r) for r in roots):
-            raise DataValidationError(
-                f"{field_name}: {value!r} is outside the allowed sync roots "
-                f"{[str(r) for r in roots]} (settings serve.sync_roots)"
+                f"{field_name}: unknown sync endpoint {name!r}; known endpoints: "
+                f"{sorted(endpoints)} (settings sync.endpoints)"
             )
-        return resolved
+        fits = endpoint.is_source if field_name == "source" else endpoint.is_target
+        if not fits:
+            raise DataValidationError(
+                f"{field_name}: endpoint {name!r} has role {endpoint.role!r}, not {field_name}"
+            )
+        if clash_with(endpoint, self.settings.protected_paths):  # e.g. a symlink moved
+            raise DataValidationError(
+                f"{field_name}: endpoint {name!r} now reaches replicast's own state "
+                "(data dir, lake, MLflow store or artifacts); fix settings sync.endpoints"
+            )
+        return endpoint
 
-    def _target_key(self, target: str, transport: str) -> str:
-        from replication.paths import parse_endpoint
-
-        try:
-            endpoint = parse_endpoint(target)
-        except (ReplicastError, ValueError, OSError) as exc:
-            raise DataValidationError(f"target: {exc}") from exc
-        if endpoint.is_remote:
-            if str(endpoint.host).startswith("-") or endpoint.path.startswith("-"):
-                raise DataValidationError(f"target: {target!r} may not start with '-'")
-            if transport != "rsync":
-                raise DataValidationError(
-                    f"target: {target!r} is remote (host:path); use transport 'rsync'"
-                )
-            return str(endpoint)
-        return str(self._local(str(endpoint.path), "target"))
-
-    def validate(self, request: Any) -> str:
-        """Check a request before it is queued; returns the target's conflict key.
+    def plan(self, body: SyncRunRequest) -> tuple[Any, str]:
+        """The executor's request for ``body`` and the target's conflict key.
 
         Raises:
-            DataValidationError: a path outside the roots, a missing source, overlap.
+            DataValidationError: an unknown endpoint or one in the wrong role, ``delete``
+                on a target without ``allow_delete``, a host:path target without rsync,
+                a missing source directory, overlapping endpoints (all HTTP 422).
         """
-        source = self._local(str(request.source), "source")
-        try:
-            is_dir = source.is_dir()
-        except OSError:
-            is_dir = False
-        if not is_dir:
-            raise DataValidationError(f"source: {str(request.source)!r} is not a directory")
-        key = self._target_key(request.target, request.transport)
-        if not key.startswith("/"):  # remote target: no overlap possible
-            return key
-        target = Path(key)
-        if target == source or target.is_relative_to(source) or source.is_relative_to(target):
+        from replication.request import SyncRequest
+
+        source = self._endpoint(body.source, "source")
+        target = self._endpoint(body.target, "target")
+        if body.source == body.target:
+            raise DataValidationError("target: the same endpoint as source")
+        if body.delete and not target.allow_delete:
             raise DataValidationError(
-                f"target: {request.target!r} overlaps source {str(request.source)!r}; "
-                "replicate into a separate directory"
+                f"delete: target endpoint {body.target!r} does not allow deletes "
+                f"(settings sync.endpoints.{body.target}.allow_delete = false)"
             )
-        return key
+        if target.is_remote and body.transport != "rsync":
+            raise DataValidationError(
+                f"transport: target endpoint {body.target!r} is host:path; use 'rsync'"
+            )
+        if body.replica and target.link and body.replica != target.link:
+            raise DataValidationError(
+                f"replica: {body.replica!r} is not the link of target endpoint "
+                f"{body.target!r} ({target.link!r}); leave replica out"
+            )
+        root = Path(source.path).resolve()
+        if not root.is_dir():
+            raise DataValidationError(f"source: endpoint {body.source!r} is not a directory now")
+        where = target.local_path()
+        if where is not None and (
+            where == root or where.is_relative_to(root) or root.is_relative_to(where)
+        ):
+            raise DataValidationError(
+                f"target: endpoint {body.target!r} overlaps source endpoint {body.source!r}"
+            )
+        key = str(where) if target.host is None else target.path
+        request = SyncRequest(
+            source=root,
+            target=key,
+            transport=body.transport,
+            order=body.order,
+            cluster=body.cluster,
+            replica=body.replica or target.link,
+            segment_pattern=body.segment_pattern,
+            budget_bytes=body.budget_bytes,
+            budget_seconds=body.budget_seconds,
+            bwlimit=body.bwlimit,
+            checksum=body.checksum,
+            delete=body.delete,
+            dry_run=body.dry_run,
+            whole_file=body.whole_file,
+            concurrency=body.concurrency,
+        )
+        return request, key
 
     # -- lifecycle --------------------------------------------------------------
-    def start(self, request: Any) -> SyncRun:
-        """Queue ``request`` and start its thread.
+    def start(self, body: SyncRunRequest) -> SyncRun:
+        """Queue the run ``body`` asks for and start its thread.
 
         Raises:
-            DataValidationError: invalid paths (422).
+            DataValidationError: see :meth:`plan` (422).
             RunConflictError: a run on the same target is active (409).
         """
-        key = self.validate(request)
+        request, key = self.plan(body)
         with self._lock:
             for run in self._runs.values():
-                if run.target_key == key and run.active:
+                if run.active and _overlap(run.target_key, key):
                     raise RunConflictError(
-                        f"sync run {run.run_id} on target {key} is {run.state}; wait for it "
-                        f"or cancel it (DELETE /v1/sync/runs/{run.run_id})"
+                        f"sync run {run.run_id} on target {run.target!r} is {run.state}; "
+                        f"wait for it or cancel it (DELETE /v1/sync/runs/{run.run_id})"
                     )
             run = SyncRun(
                 run_id=uuid.uuid4().hex[:16],
+                source=body.source,
+                target=body.target,
                 request=request,
                 target_key=key,
                 created=datetime.now(UTC),
@@ -272,8 +306,9 @@ class SyncRunManager:
             out: dict[str, Any] = {
                 "run_id": run.run_id,
                 "state": run.state,
-                "source": str(run.request.source),
-                "target": str(run.request.target),
+                "source": run.source,
+                "target": run.target,
+                "segment_pattern": run.request.segment_pattern,
                 "transport": run.request.transport,
                 "order": run.request.order,
                 "created": run.created,
