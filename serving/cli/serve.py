@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import tempfile
@@ -22,6 +23,16 @@ GRACEFUL_SHUTDOWN_S = 30
 
 
 app = typer.Typer(add_completion=False)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` listens on this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @app.command("serve")
@@ -84,6 +95,12 @@ def serve(
             "routes are disabled (set a token, or pass --dev on a workstation)"
         )
     bind_host = host or serve_cfg.host
+    if serve_cfg.dev_mode and not serve_cfg.api_token and not is_loopback(bind_host):
+        raise ConfigError(
+            f"--dev without an API token on --host {bind_host}: the mutating routes (sync "
+            "runs, /admin) would be open to the network; bind 127.0.0.1 or set "
+            "REPLICAST_SERVE__API_TOKEN"
+        )
     bind_port = port or serve_cfg.port
     err_console.print(f"replicast API on http://{bind_host}:{bind_port} (docs at /docs)")
     options: dict[str, Any] = {
