@@ -197,14 +197,16 @@ def clash_with(endpoint: SyncEndpoint, protected: Mapping[str, Path]) -> str | N
     where = endpoint.local_path()
     if where is None:
         return None
-    for what, path in protected.items():
-        own = path.resolve()
-        if where == own:
-            return f"{endpoint.path!r} is the {what}; sync endpoints may not touch it"
-        if where.is_relative_to(own):
-            return f"{endpoint.path!r} lies inside the {what}; sync endpoints may not touch it"
-        if own.is_relative_to(where):
-            return f"{endpoint.path!r} contains the {what}; sync endpoints may not touch it"
+    owned = {what: path.resolve() for what, path in protected.items()}
+    relations = (
+        ("is", lambda own: where == own),
+        ("lies inside", lambda own: where.is_relative_to(own)),
+        ("contains", lambda own: own.is_relative_to(where)),
+    )
+    for relation, holds in relations:
+        for what, own in owned.items():  # the most specific first (the data dir last)
+            if holds(own):
+                return f"{endpoint.path!r} {relation} the {what}; sync endpoints may not touch it"
     return None
 
 
