@@ -17,6 +17,7 @@ seconds and bytes). The command's start-up and exit are its wall time minus its 
 
 from __future__ import annotations
 
+import cProfile
 import json
 import os
 import pstats
@@ -236,7 +237,7 @@ def bench_set(cs: ChangeSet, root: Path, settings: Settings, repeats: int) -> di
             "goal": goal,
             "met": command <= goal,
         }
-    out["where_time_goes"] = where_time_goes(cs, field[1], states[field[1].target], env, root)
+    out["where_time_goes"] = where_time_goes(cs, field, states, settings, env, root)
     return out
 
 
@@ -246,35 +247,44 @@ def _public(changes: dict) -> dict:
 
 # ---------------------------------------------------------------------------- breakdown
 def where_time_goes(
-    cs: ChangeSet, command: Contender, state_dir: Path | None, env: dict, cwd: Path
+    cs: ChangeSet, field: list[Contender], states: dict, settings: Settings, env: dict, cwd: Path
 ) -> dict:
-    """Untimed extra runs of ``command``: interpreter start-up, ``sync --help``, the slowest
-    top-level imports (``-X importtime``) and the run's phases (cProfile, cumulative)."""
+    """Untimed extra runs: interpreter start-up, ``sync --help``, the command's slowest
+    top-level imports (``-X importtime``), its run's phases (cProfile, cumulative) per link,
+    and the slowest functions of the same run in this warm process (cProfile, main thread)."""
     exe = [sys.executable]
 
-    def wall(argv: list[str], reset: bool = False) -> float:
+    def wall(argv: list[str]) -> float:
         samples = []
         for _ in range(3):
-            if reset:
-                reset_target(cs, command.target, state_dir)
             t0 = time.perf_counter()
             subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
             samples.append(time.perf_counter() - t0)
         return round(statistics.median(samples), 3)
 
-    out = {
+    out: dict = {
         "python_startup_s": wall([*exe, "-c", "pass"]),
         "sync_help_s": wall([str(replicast_exe()), "sync", "--help"]),
     }
-    reset_target(cs, command.target, state_dir)
-    proc = subprocess.run([*exe, "-X", "importtime", *command.argv], cwd=cwd, env=env,
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    out["imports"] = _importtime(proc.stderr)
-    reset_target(cs, command.target, state_dir)
-    prof = cwd / "sync.prof"
-    subprocess.run([*exe, "-m", "cProfile", "-o", str(prof), *command.argv], cwd=cwd, env=env,
-                   capture_output=True, check=True)  # fmt: skip
-    out["phases_cprofile_s"] = _phases(prof)
+    for c in field:
+        if c.kind == "command":
+            reset_target(cs, c.target, states[c.target])
+            if c.link == UNLIMITED:
+                proc = subprocess.run([*exe, "-X", "importtime", *c.argv], cwd=cwd, env=env,
+                                      capture_output=True, text=True, check=True)  # fmt: skip
+                out["imports"] = _importtime(proc.stderr)
+                reset_target(cs, c.target, states[c.target])
+            prof = cwd / "sync.prof"
+            subprocess.run([*exe, "-m", "cProfile", "-o", str(prof), *c.argv], cwd=cwd, env=env,
+                           capture_output=True, check=True)  # fmt: skip
+            out[f"command_phases_cprofile_s {c.link}"] = _phases(pstats.Stats(str(prof)))
+        elif c.kind == "in-process":
+            reset_target(cs, c.target, states[c.target])
+            profile = cProfile.Profile()
+            profile.runcall(run_sync, _request(cs, c), settings=settings)
+            stats = pstats.Stats(profile)
+            out[f"in_process_phases_cprofile_s {c.link}"] = _phases(stats)
+            out[f"in_process_slowest_s {c.link}"] = _slowest(stats)
     return out
 
 
@@ -296,11 +306,11 @@ def _importtime(stderr: str, top: int = 12) -> dict:
     }
 
 
-def _phases(prof: Path) -> dict:
-    """Cumulative seconds of the run's phases (:data:`PHASES`) in the command's main thread."""
-    stats = pstats.Stats(str(prof)).stats  # type: ignore[attr-defined]
+def _phases(profile: pstats.Stats) -> dict:
+    """Cumulative seconds of the run's phases (:data:`PHASES`) in the main thread."""
+    stats = profile.stats  # type: ignore[attr-defined]
     total = max(v[3] for v in stats.values())
-    out: dict[str, float] = {"process (profiled)": round(total, 3)}
+    out: dict[str, float] = {"profiled": round(total, 3)}
     for label, (where, func) in PHASES.items():
         hits = [v[3] for (file, _, name), v in stats.items()
                 if name == func and file.endswith(where)]  # fmt: skip
@@ -311,3 +321,13 @@ def _phases(prof: Path) -> dict:
         rest = out["run_sync total"] - sum(out.get(k, 0.0) for k in named)
         out["copy and the rest of run_sync"] = round(rest, 3)
     return out
+
+
+def _slowest(profile: pstats.Stats, top: int = 10) -> dict:
+    """Our functions with the most cumulative seconds (below run_sync), main thread."""
+    rows = []
+    for (file, line, name), v in profile.stats.items():  # type: ignore[attr-defined]
+        if ("/replication/" in file or "/forecasting/" in file) and name != "run_sync":
+            rows.append((f"{Path(file).parent.name}/{Path(file).name}:{line} {name}", v[3]))
+    rows.sort(key=lambda r: -r[1])
+    return {k: round(v, 3) for k, v in rows[:top]}
