@@ -1,33 +1,49 @@
-"""The one generic MLflow module: tracking setup, the champion gate and champion loading.
+"""The one generic MLflow module: the tracking store, the champion gate and champion loading.
 
-Everything else in replicast that needs the registry goes through these functions
-(the pyfunc wrappers live beside it in ``models/mlflow_*.py``).
+Everything else in replicast that needs MLflow goes through a :class:`Registry`
+(the pyfunc wrappers live beside it in ``models/mlflow_*.py``). A registry holds
+one ``MlflowClient`` built with the explicit URI of the settings; no registry
+operation reads or sets MLflow's process-wide tracking URI.
 
 Contract (``notes/contracts.md``):
 
-- :func:`configure` points MLflow at ``settings.tracking_uri`` (default
-  ``sqlite:///<data_dir>/mlflow.db``) and selects the experiment ``replicast``
-  whose artifacts live under ``settings.artifact_root`` (a ``file://`` URI).
-- :func:`register_with_gate` logs a pyfunc model inside the active run (signature
-  inferred from the input example and the model's own prediction on it), registers
-  it under ``name``, stores the score as the version tag ``score`` and moves the
-  alias ``champion`` to it only if it beats the current champion's stored score;
-  otherwise the new version gets ``challenger``.
-- :func:`load_champion` loads ``models:/<name>@<alias>`` and raises
-  :class:`~forecasting.errors.ModelNotFoundError` when it is absent or the
+- :meth:`Registry.from_settings` targets ``settings.tracking_uri`` (default
+  ``sqlite:///<data_dir>/mlflow.db``) and the experiment ``replicast`` whose
+  artifacts live under ``settings.artifact_root`` (a ``file://`` URI);
+  :meth:`Registry.connect` also checks the store and creates the experiment.
+- :meth:`Registry.run` is the one place that points MLflow's fluent API
+  (``mlflow.start_run``, ``mlflow.log_*``, ``log_model``) at the store: for the
+  duration of the run only, then it restores what was there (see
+  :func:`_fluent_store`).
+- :meth:`Registry.register_with_gate` logs a pyfunc model inside the active run
+  (signature inferred from the input example and the model's own prediction on
+  it), registers it under ``name``, stores the score as the version tag ``score``
+  and moves the alias ``champion`` to it only if it beats the current champion's
+  stored score; otherwise the new version gets ``challenger``.
+- :meth:`Registry.load_champion` loads the version ``<name>@<alias>`` points at and
+  raises :class:`~forecasting.errors.ModelNotFoundError` when it is absent or the
   registry is unreachable.
+- :meth:`Registry.latest_training_runs` returns the newest finished training runs
+  with their ``summary.json``, as plain data.
+
+Error messages of this module never carry a password (:func:`forecasting.redact.redact`).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 import math
+import os
 import subprocess
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +57,7 @@ from mlflow.pyfunc import PyFuncModel, PythonModel
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from forecasting.errors import ModelNotFoundError, ReplicastError
+from forecasting.redact import redact
 from forecasting.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -79,34 +96,6 @@ class LoadedModel:
     pyfunc: PyFuncModel
     score: float | None = None
     tags: dict[str, str] = field(default_factory=dict)
-
-
-def configure(settings: Settings) -> None:
-    """Point MLflow at the settings' tracking store and select the ``replicast`` experiment.
-
-    Creates the data directory (SQLite needs it) and the experiment with its
-    artifact location under ``settings.artifact_root`` when missing.
-
-    Raises:
-        ModelNotFoundError: the tracking store cannot be reached or initialised.
-    """
-    uri = settings.tracking_uri
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    settings.artifact_root.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        experiment = client.get_experiment_by_name(EXPERIMENT)
-        if experiment is None:
-            client.create_experiment(EXPERIMENT, artifact_location=settings.artifact_root.as_uri())
-        mlflow.set_experiment(EXPERIMENT)
-    except MlflowException as exc:
-        raise ModelNotFoundError(
-            f"MLflow tracking store {uri} cannot be used: {exc.message}; "
-            "check REPLICAST_MLFLOW_TRACKING_URI / data_dir"
-        ) from exc
 
 
 def code_version(repo: Path = _REPO) -> str:
@@ -152,16 +141,6 @@ def log_provenance(
     mlflow.log_params(values)
     mlflow.set_tags(values)
     return values
-
-
-@contextmanager
-def _run() -> Iterator[mlflow.ActiveRun]:
-    active = mlflow.active_run()
-    if active is not None:
-        yield active
-        return
-    with mlflow.start_run() as run:
-        yield run
 
 
 @contextmanager
@@ -232,147 +211,332 @@ def _current_champion(client: MlflowClient, name: str) -> tuple[str | None, floa
         version = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None, None
-    raw = version.tags.get(SCORE_TAG)
+    return str(version.version), _score(version.tags)
+
+
+def _score(tags: Mapping[str, str]) -> float | None:
+    raw = tags.get(SCORE_TAG)
     try:
-        score = float(raw) if raw is not None else None
+        return float(raw) if raw is not None else None
     except ValueError:
-        score = None
-    return str(version.version), score
+        return None
 
 
-def register_with_gate(
-    *,
-    name: str,
-    python_model: PythonModel,
-    input_example: pd.DataFrame,
-    score: float,
-    score_name: str,
-    lower_is_better: bool = True,
-    artifacts: Mapping[str, str] | None = None,
-    tags: Mapping[str, str] | None = None,
-) -> GateResult:
-    """Log ``python_model`` as pyfunc, register it and gate the ``champion`` alias on ``score``.
+@dataclass(frozen=True)
+class TrainingRun:
+    """A finished ``replicast train`` run: its id, start and ``summary.json``."""
 
-    Runs inside the active MLflow run (one is started if none is active). The
-    signature is inferred from ``input_example`` and ``python_model.predict(None,
-    input_example)``.
+    run_id: str
+    started: datetime
+    summary: dict[str, Any]
+
+
+_FLUENT_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+_fluent_lock = threading.RLock()
+
+
+@contextmanager
+def _fluent_store(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API at ``uri`` for the duration, then put back what was there.
+
+    ``mlflow.start_run``, ``mlflow.log_*`` and ``mlflow.pyfunc.log_model`` read only
+    process-wide state: the module globals behind ``mlflow.set_tracking_uri`` /
+    ``set_registry_uri`` (read back here through their private names, since MLflow
+    has no public way to tell "unset" from its default) and the
+    ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI`` environment variables that
+    those setters also write. This is the only code of replicast that sets them.
+    Re-entrant; another thread waits until the outermost use ends (the fluent
+    state is one per process).
+    """
+    from mlflow.tracking._model_registry import utils as registry_state
+    from mlflow.tracking._tracking_service import utils as tracking_state
+
+    with _fluent_lock:
+        saved_tracking = tracking_state._tracking_uri
+        saved_registry = registry_state._registry_uri
+        saved_env = {key: os.environ.get(key) for key in _FLUENT_ENV}
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(saved_tracking)  # type: ignore[arg-type]  # None = unset
+            mlflow.set_registry_uri(saved_registry)  # type: ignore[arg-type]
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+class Registry:
+    """The MLflow tracking store and model registry at one URI, behind one client.
 
     Args:
-        name: registered model name (``LOAD_MODEL`` or ``HOT_SEGMENTS_MODEL``).
-        python_model: the pyfunc wrapper to log.
-        input_example: a small input the model predicts from.
-        score: the backtest score of this version.
-        score_name: what the score is (e.g. ``"mase_mean"``), stored as a tag.
-        lower_is_better: direction of the score. Defaults to True.
-        artifacts: extra pyfunc artifacts (name -> local path).
-        tags: extra model-version tags.
-
-    Returns:
-        The new version, the alias it got, and the previous champion's version and score.
-
-    Raises:
-        ReplicastError: logging or registration failed (the message says why).
+        tracking_uri: the tracking store, also used as the registry (e.g.
+            ``sqlite:///var/mlflow.db`` or ``postgresql://…``).
+        artifact_root: where the ``replicast`` experiment keeps its artifacts
+            (used when the experiment is created).
     """
-    configured_uri = mlflow.get_tracking_uri()
-    client = MlflowClient()
-    try:
-        signature = _signature(python_model, input_example)
-        with _run() as run, _stderr_to_log():
-            info = mlflow.pyfunc.log_model(
-                name=MODEL_ARTIFACT,
-                python_model=python_model,
-                artifacts=dict(artifacts) if artifacts else None,
-                signature=signature,
-                input_example=input_example,
-                registered_model_name=name,
-                pip_requirements=_pip_requirements(),
+
+    def __init__(self, tracking_uri: str, artifact_root: Path) -> None:
+        self.tracking_uri = tracking_uri
+        self.artifact_root = artifact_root
+        self._experiment_id: str | None = None
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        """The client of every operation (built at first use: it opens the store)."""
+        self._prepare()
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Registry:
+        """The registry at ``settings.tracking_uri`` (nothing is opened yet)."""
+        return cls(settings.tracking_uri, settings.artifact_root)
+
+    @classmethod
+    def connect(cls, settings: Settings) -> Registry:
+        """:meth:`from_settings`, checked: the store opens and the experiment exists.
+
+        Raises:
+            ModelNotFoundError: the tracking store cannot be reached or initialised.
+        """
+        registry = cls.from_settings(settings)
+        registry.experiment_id()
+        return registry
+
+    def __repr__(self) -> str:
+        return f"Registry({redact(self.tracking_uri)!r})"
+
+    def _where(self) -> str:
+        return redact(self.tracking_uri)
+
+    def _prepare(self) -> None:
+        """Create the directories a SQLite store and the local artifact root need."""
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
+                parents=True, exist_ok=True
             )
-            run_id = run.info.run_id
-        version = str(info.registered_model_version)
-        previous_version, previous_score = _current_champion(client, name)
-        version_tags = {
-            SCORE_TAG: repr(float(score)),
-            SCORE_NAME_TAG: score_name,
-            LOWER_IS_BETTER_TAG: str(lower_is_better).lower(),
-            "run_id": run_id,
-            **(dict(tags) if tags else {}),
-        }
-        for key, value in version_tags.items():
-            client.set_model_version_tag(name, version, key, str(value))
-        alias: Literal["champion", "challenger"] = (
-            CHAMPION if _beats(float(score), previous_score, lower_is_better) else CHALLENGER
+        self.artifact_root.mkdir(parents=True, exist_ok=True)
+
+    def experiment_id(self) -> str:
+        """The id of the ``replicast`` experiment, created (with its artifact root) when missing.
+
+        Raises:
+            ModelNotFoundError: the tracking store cannot be reached or initialised.
+        """
+        if self._experiment_id is not None:
+            return self._experiment_id
+        try:
+            experiment = self.client.get_experiment_by_name(EXPERIMENT)
+            if experiment is not None:
+                found = str(experiment.experiment_id)
+            else:
+                found = self.client.create_experiment(
+                    EXPERIMENT, artifact_location=self.artifact_root.as_uri()
+                )
+        except MlflowException as exc:
+            raise ModelNotFoundError(
+                redact(
+                    f"MLflow tracking store {self.tracking_uri} cannot be used: {exc.message}; "
+                    "check REPLICAST_MLFLOW_TRACKING_URI / data_dir"
+                )
+            ) from exc
+        except Exception as exc:  # OS, sqlalchemy and driver errors of an unreachable store
+            raise ModelNotFoundError(
+                redact(f"MLflow tracking store {self.tracking_uri} cannot be used: {exc}")
+            ) from exc
+        self._experiment_id = found
+        return found
+
+    @contextmanager
+    def run(self, run_name: str | None = None) -> Iterator[mlflow.ActiveRun]:
+        """An MLflow run of the ``replicast`` experiment in this store, as the active run.
+
+        Inside it MLflow's fluent API (``mlflow.log_params``, ``log_metrics``,
+        ``log_artifact``, ``log_model``...) writes to this store; outside it MLflow's
+        process-wide URIs are what they were (:func:`_fluent_store`). When a run is
+        already active it is reused (and not ended here).
+
+        Raises:
+            ModelNotFoundError: the tracking store cannot be reached or initialised.
+        """
+        experiment_id = self.experiment_id()
+        with _fluent_store(self.tracking_uri):
+            active = mlflow.active_run()
+            if active is not None:
+                yield active
+                return
+            with mlflow.start_run(run_name=run_name, experiment_id=experiment_id) as run:
+                yield run
+
+    def register_with_gate(
+        self,
+        *,
+        name: str,
+        python_model: PythonModel,
+        input_example: pd.DataFrame,
+        score: float,
+        score_name: str,
+        lower_is_better: bool = True,
+        artifacts: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> GateResult:
+        """Log ``python_model`` as pyfunc, register it and gate the ``champion`` alias on ``score``.
+
+        Runs inside the active MLflow run (:meth:`run`; one is started if none is
+        active). The signature is inferred from ``input_example`` and
+        ``python_model.predict(None, input_example)``.
+
+        Args:
+            name: registered model name (``LOAD_MODEL`` or ``HOT_SEGMENTS_MODEL``).
+            python_model: the pyfunc wrapper to log.
+            input_example: a small input the model predicts from.
+            score: the backtest score of this version.
+            score_name: what the score is (e.g. ``"mase_mean"``), stored as a tag.
+            lower_is_better: direction of the score. Defaults to True.
+            artifacts: extra pyfunc artifacts (name -> local path).
+            tags: extra model-version tags.
+
+        Returns:
+            The new version, the alias it got, and the previous champion's version and score.
+
+        Raises:
+            ReplicastError: logging or registration failed (the message says why).
+        """
+        try:
+            signature = _signature(python_model, input_example)
+            with self.run() as run, _stderr_to_log():
+                info = mlflow.pyfunc.log_model(
+                    name=MODEL_ARTIFACT,
+                    python_model=python_model,
+                    artifacts=dict(artifacts) if artifacts else None,
+                    signature=signature,
+                    input_example=input_example,
+                    registered_model_name=name,
+                    pip_requirements=_pip_requirements(),
+                )
+                run_id = run.info.run_id
+            version = str(info.registered_model_version)
+            previous_version, previous_score = _current_champion(self.client, name)
+            version_tags = {
+                SCORE_TAG: repr(float(score)),
+                SCORE_NAME_TAG: score_name,
+                LOWER_IS_BETTER_TAG: str(lower_is_better).lower(),
+                "run_id": run_id,
+                **(dict(tags) if tags else {}),
+            }
+            for key, value in version_tags.items():
+                self.client.set_model_version_tag(name, version, key, str(value))
+            alias: Literal["champion", "challenger"] = (
+                CHAMPION if _beats(float(score), previous_score, lower_is_better) else CHALLENGER
+            )
+            self.client.set_registered_model_alias(name, alias, version)
+        except MlflowException as exc:
+            raise ReplicastError(
+                redact(f"registering {name!r} in {self.tracking_uri} failed: {exc.message}")
+            ) from exc
+        logger.info(
+            "registered %s version %s (%s=%.4g) as %s; previous champion %s (%s)",
+            name,
+            version,
+            score_name,
+            score,
+            alias,
+            previous_version,
+            previous_score,
         )
-        client.set_registered_model_alias(name, alias, version)
-    except MlflowException as exc:
-        raise ReplicastError(
-            f"registering {name!r} in {configured_uri} failed: {exc.message}"
-        ) from exc
-    logger.info(
-        "registered %s version %s (%s=%.4g) as %s; previous champion %s (%s)",
-        name,
-        version,
-        score_name,
-        score,
-        alias,
-        previous_version,
-        previous_score,
-    )
-    return GateResult(
-        version=version,
-        alias=alias,
-        previous_version=previous_version,
-        previous_score=previous_score,
-        score=float(score),
-        run_id=run_id,
-    )
+        return GateResult(
+            version=version,
+            alias=alias,
+            previous_version=previous_version,
+            previous_score=previous_score,
+            score=float(score),
+            run_id=run_id,
+        )
 
+    def load_champion(self, name: str, alias: str = CHAMPION) -> LoadedModel:
+        """Load the version ``<name>@<alias>`` points at, as pyfunc.
 
-def load_champion(
-    name: str, alias: str = CHAMPION, *, settings: Settings | None = None
-) -> LoadedModel:
-    """Load ``models:/<name>@<alias>`` as pyfunc.
+        Raises:
+            ModelNotFoundError: no such model or alias, or the registry is unreachable.
+        """
+        try:
+            version = self.client.get_model_version_by_alias(name, alias)
+            # the artifacts' own location (file://, s3://...): a ``models:/`` URI would be
+            # resolved against MLflow's process-wide registry URI
+            location = self.client.get_model_version_download_uri(name, version.version)
+            model = mlflow.pyfunc.load_model(location)
+        except (MlflowException, OSError) as exc:
+            message = getattr(exc, "message", str(exc))
+            raise ModelNotFoundError(
+                redact(
+                    f"no model {name!r} with alias {alias!r} in the MLflow registry at "
+                    f"{self.tracking_uri} ({message}); run `replicast train` to register one"
+                )
+            ) from exc
+        except Exception as exc:  # sqlalchemy/driver errors of an unreachable store
+            raise ModelNotFoundError(
+                redact(
+                    f"MLflow registry at {self.tracking_uri} is unreachable while loading "
+                    f"{name!r}@{alias}: {exc}"
+                )
+            ) from exc
+        return LoadedModel(
+            name=name,
+            version=str(version.version),
+            pyfunc=model,
+            score=_score(version.tags),
+            tags=dict(version.tags),
+        )
 
-    Args:
-        name: registered model name.
-        alias: the alias to follow. Defaults to ``"champion"``.
-        settings: when given, :func:`configure` is called first; otherwise the
-            current MLflow tracking URI is used.
+    def champion_version(self, name: str) -> str | None:
+        """The version the ``champion`` alias of ``name`` points at, or None.
 
-    Raises:
-        ModelNotFoundError: no such model or alias, or the registry is unreachable.
-    """
-    if settings is not None:
-        configure(settings)
-    uri = mlflow.get_tracking_uri()
-    try:
-        client = MlflowClient()
-        version = client.get_model_version_by_alias(name, alias)
-        model = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
-    except (MlflowException, OSError) as exc:
-        message = getattr(exc, "message", str(exc))
-        raise ModelNotFoundError(
-            f"no model {name!r} with alias {alias!r} in the MLflow registry at {uri} "
-            f"({message}); run `replicast train` to register one"
-        ) from exc
-    except Exception as exc:  # sqlalchemy/driver errors of an unreachable store
-        raise ModelNotFoundError(
-            f"MLflow registry at {uri} is unreachable while loading {name!r}@{alias}: {exc}"
-        ) from exc
-    raw = version.tags.get(SCORE_TAG)
-    try:
-        score = float(raw) if raw is not None else None
-    except ValueError:
-        score = None
-    return LoadedModel(
-        name=name,
-        version=str(version.version),
-        pyfunc=model,
-        score=score,
-        tags=dict(version.tags),
-    )
+        Raises:
+            ModelNotFoundError: the registry is unreachable.
+        """
+        try:
+            version, _ = _current_champion(self.client, name)
+        except Exception as exc:  # sqlalchemy/driver/OS errors of an unreachable store
+            raise ModelNotFoundError(
+                redact(f"MLflow registry at {self.tracking_uri} is unreachable: {exc}")
+            ) from exc
+        return version
 
+    def latest_training_runs(self, limit: int = 1) -> list[TrainingRun]:
+        """The newest finished ``replicast train`` runs (newest first), with their summary.
 
-def champion_version(name: str) -> str | None:
-    """The version the ``champion`` alias points at, or None."""
-    version, _ = _current_champion(MlflowClient(), name)
-    return version
+        Raises:
+            ModelNotFoundError: the tracking store is unreachable or a summary is unreadable.
+        """
+        try:
+            experiment = self.client.get_experiment_by_name(EXPERIMENT)
+            if experiment is None:
+                return []
+            runs = self.client.search_runs(
+                [experiment.experiment_id],
+                filter_string="tags.job = 'train' and attributes.status = 'FINISHED'",
+                order_by=["attributes.start_time DESC"],
+                max_results=limit,
+            )
+            out = []
+            for run in runs:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=run.info.run_id,
+                    artifact_path="summary.json",
+                    tracking_uri=self.tracking_uri,
+                )
+                out.append(
+                    TrainingRun(
+                        run_id=run.info.run_id,
+                        started=datetime.fromtimestamp(run.info.start_time / 1000, tz=UTC),
+                        summary=json.loads(Path(path).read_text()),
+                    )
+                )
+        except Exception as exc:  # MlflowException, OSError, driver errors, bad JSON
+            raise ModelNotFoundError(
+                redact(f"reading training runs from {self.tracking_uri} failed: {exc}")
+            ) from exc
+        return out

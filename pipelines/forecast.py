@@ -25,7 +25,7 @@ from forecasting.errors import DataValidationError
 from forecasting.forecaster import SERIES, STEP, TS
 from forecasting.lake import Lake
 from forecasting.settings import Settings
-from models.mlflow_registry import LOAD_MODEL, LoadedModel, load_champion
+from models.mlflow_registry import LOAD_MODEL, LoadedModel, Registry
 from pipelines import load_series
 from pipelines.job_runs import recorded_job
 
@@ -105,7 +105,7 @@ def _forecast(
     started: float,
 ) -> ForecastReport:
     if loaded is None:
-        loaded = load_champion(LOAD_MODEL, settings=settings)
+        loaded = Registry.from_settings(settings).load_champion(LOAD_MODEL)
     model = loaded.pyfunc.unwrap_python_model()
     targets = list(getattr(model, "targets", settings.forecast.targets))
     last_day = _latest_day(lake, load_series.NODE_METRICS)

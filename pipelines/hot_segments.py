@@ -55,7 +55,7 @@ from forecasting.lake import Lake
 from forecasting.settings import Settings
 from models.hot_segments import HotSegmentModel, predict_next_window
 from models.mlflow_hot_segments import HotSegmentsPyfunc
-from models.mlflow_registry import HOT_SEGMENTS_MODEL, configure, register_with_gate
+from models.mlflow_registry import HOT_SEGMENTS_MODEL, Registry
 
 log = logging.getLogger(__name__)
 
@@ -336,13 +336,12 @@ def train_hot_segments(
     summary = HotSegmentsSummary(evaluation=evaluation, score=score)
     version = "unregistered"
     if register:
-        if mlflow.active_run() is None:  # a caller's active run is already configured
-            configure(settings)
+        registry = Registry.connect(settings)
         log_evaluation(evaluation)
         last = pd.to_datetime(access["ts"], utc=True).max()
         example = access[pd.to_datetime(access["ts"], utc=True) > last - pd.Timedelta(hours=6)]
         example = example[example["segment"].isin(example["segment"].unique()[:3])]
-        gate = register_with_gate(
+        gate = registry.register_with_gate(
             name=HOT_SEGMENTS_MODEL,
             python_model=HotSegmentsPyfunc(
                 model, window=WINDOW, timezones=cluster_timezones(settings)

@@ -40,7 +40,7 @@ from forecasting.sizing_policies import (
     inner_target,
     replay,
 )
-from models.mlflow_registry import configure
+from models.mlflow_registry import Registry
 from pipelines import load_series
 from pipelines.hot_segments import (
     HotSegmentsSummary,
@@ -347,8 +347,7 @@ def run_decisions(settings: Settings, *, lake: Lake) -> DecisionsReport:
     Then ``segment_scores``, ``sizing_plans`` and ``priority_queue`` are written to the
     lake, from the newest load forecasts and segment scores.
     """
-    configure(settings)
-    with mlflow.start_run(run_name="decisions") as run:
+    with Registry.connect(settings).run("decisions") as run:
         mlflow.set_tag("job", "decisions")
         summary = train_hot_segments(settings, lake=lake)
         evaluation = evaluate_decisions(settings, lake=lake, priority=summary.evaluation)

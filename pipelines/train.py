@@ -40,9 +40,8 @@ from models.mlflow_load import LoadForecastModel, TargetModel
 from models.mlflow_registry import (
     LOAD_MODEL,
     GateResult,
-    configure,
+    Registry,
     log_provenance,
-    register_with_gate,
 )
 from pipelines import load_series
 from pipelines.dask_runner import make_runner, note
@@ -295,7 +294,7 @@ def _train(
 
     if progress is not None:
         progress("reading series", 0, total)
-    configure(settings)
+    registry = Registry.connect(settings)
     results: dict[str, BacktestResult] = {}
     choices: dict[str, ChampionChoice] = {}
     fitted: dict[str, TargetModel] = {}
@@ -322,7 +321,7 @@ def _train(
     )
     example = _input_example(frames, steps=season_length(config.freq, "week") + 2 * day)
     reports: dict[str, TargetReport] = {}
-    with mlflow.start_run(run_name="train") as run, tempfile.TemporaryDirectory() as tmp:
+    with registry.run("train") as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tag("job", "train")
         mlflow.log_params(
             {
@@ -387,7 +386,7 @@ def _train(
             }
         mlflow.log_metric(SCORE_NAME, score)
         tick("registering replicast-load")
-        gate = register_with_gate(
+        gate = registry.register_with_gate(
             name=LOAD_MODEL,
             python_model=python_model,
             input_example=example,

@@ -233,28 +233,19 @@ def latest_summary(settings: Settings) -> tuple[dict[str, Any], str]:
     Raises:
         ModelNotFoundError: no training run is recorded.
     """
-    import mlflow
+    from forecasting.redact import redact
+    from models.mlflow_registry import Registry
 
-    from models.mlflow_registry import EXPERIMENT, configure
-
-    configure(settings)
-    runs = mlflow.search_runs(
-        experiment_names=[EXPERIMENT],
-        filter_string="tags.job = 'train' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )
+    runs = Registry.from_settings(settings).latest_training_runs(limit=1)
     if not runs:
         raise ModelNotFoundError(
-            f"no finished training run in {settings.tracking_uri}; run `replicast train` first"
+            f"no finished training run in {redact(settings.tracking_uri)}; "
+            "run `replicast train` first"
         )
-    run_id = runs[0].info.run_id
-    summary = mlflow.artifacts.load_dict(f"runs:/{run_id}/summary.json")
-    return summary, run_id
+    return runs[0].summary, runs[0].run_id
 
 
 def _champion_version(settings: Settings) -> str:
-    from models.mlflow_registry import LOAD_MODEL, champion_version
+    from models.mlflow_registry import LOAD_MODEL, Registry
 
-    return champion_version(LOAD_MODEL) or "none"
+    return Registry.from_settings(settings).champion_version(LOAD_MODEL) or "none"

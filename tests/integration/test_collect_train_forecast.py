@@ -9,7 +9,7 @@ import pytest
 
 from forecasting.lake import Lake
 from forecasting.settings import get_settings
-from models.mlflow_registry import LOAD_MODEL, load_champion
+from models.mlflow_registry import LOAD_MODEL, Registry
 from pipelines.collect import Collector
 from pipelines.forecast import forecast
 from pipelines.train import train
@@ -61,7 +61,7 @@ def test_collect_then_train_then_forecast_on_live_servers(
         workers=1,
     )
     assert set(trained.targets["qps_total"].summary.index) == {"lightgbm", "seasonal_naive_day"}
-    loaded = load_champion(LOAD_MODEL, settings=settings)
+    loaded = Registry.from_settings(settings).load_champion(LOAD_MODEL)
     assert loaded.version == trained.gate.version
     written = forecast(settings, lake=lake, loaded=loaded)
     forecasts = lake.read("forecasts")

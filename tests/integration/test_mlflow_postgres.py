@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, text
 
 from forecasting.lake import Lake
 from forecasting.settings import get_settings
-from models.mlflow_registry import LOAD_MODEL, load_champion
+from models.mlflow_registry import LOAD_MODEL, Registry
 from pipelines.forecast import forecast
 from pipelines.ingest import ingest_frame
 from pipelines.simulate import simulate_fleet
@@ -53,7 +53,7 @@ def test_train_register_load_champion_and_forecast_on_postgres(
     )
     assert report.gate.alias == "champion"  # the first version of an empty registry
 
-    loaded = load_champion(LOAD_MODEL, settings=settings)
+    loaded = Registry.from_settings(settings).load_champion(LOAD_MODEL)
     assert loaded.version == report.gate.version
     written = forecast(settings, lake=lake, loaded=loaded)
     assert written.rows > 0 and written.model_version == loaded.version

@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException
 from forecasting.settings import Settings
 from models.baselines import SeasonalNaive
 from models.mlflow_load import LoadForecastModel, TargetModel
-from models.mlflow_registry import LOAD_MODEL, configure, register_with_gate
+from models.mlflow_registry import LOAD_MODEL, Registry
 
 URI = f"models:/{LOAD_MODEL}@champion"
 QUANTILES = [0.05, 0.5, 0.95]
@@ -55,32 +55,35 @@ def _python_model(history: pd.DataFrame) -> LoadForecastModel:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, pd.DataFrame]:
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Registry, pd.DataFrame]:
     """One SQLite store with a two-target load model registered as champion (module-wide)."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("registry") / "var")
-    configure(settings)
+    registry = Registry.connect(Settings(data_dir=tmp_path_factory.mktemp("registry") / "var"))
     history = _history()
     model = _python_model(history)
     example = (
         history.loc[history["series_id"] == "orders/us-east"].tail(72).assign(target="qps_total")
     )
-    with mlflow.start_run():
-        gate = register_with_gate(
+    with registry.run():
+        gate = registry.register_with_gate(
             name=LOAD_MODEL, python_model=model, input_example=example, score=1.0, score_name="mase"
         )
     assert gate.alias == "champion"
-    return settings, history
+    return registry, history
+
+
+@pytest.fixture(scope="module")
+def loaded(store: tuple[Registry, pd.DataFrame]) -> mlflow.pyfunc.PyFuncModel:
+    """The registered champion, loaded as pyfunc through the registry."""
+    return store[0].load_champion(LOAD_MODEL).pyfunc
 
 
 @pytest.fixture
-def registered(store: tuple[Settings, pd.DataFrame]) -> pd.DataFrame:
-    """The history the registered champion was fitted on (tracking URI pointed at the store)."""
-    configure(store[0])
+def registered(store: tuple[Registry, pd.DataFrame]) -> pd.DataFrame:
+    """The history the registered champion was fitted on."""
     return store[1]
 
 
-def test_predict_from_plain_history_through_the_registry(registered: pd.DataFrame) -> None:
-    loaded = mlflow.pyfunc.load_model(URI)
+def test_predict_from_plain_history_through_the_registry(registered, loaded) -> None:
     out = loaded.predict(registered.assign(target="qps_total"))
     assert list(out.columns) == ["target", "series_id", "ts", "step", "q0.05", "q0.5", "q0.95"]
     assert len(out) == 2 * 24
@@ -94,8 +97,7 @@ def test_predict_from_plain_history_through_the_registry(registered: pd.DataFram
     assert np.corrcoef(us["q0.5"], last_day)[0, 1] > 0.9
 
 
-def test_target_from_params_and_horizon_quantile_params(registered: pd.DataFrame) -> None:
-    loaded = mlflow.pyfunc.load_model(URI)
+def test_target_from_params_and_horizon_quantile_params(registered, loaded) -> None:
     naive_ts = registered.assign(ts=registered["ts"].dt.tz_localize(None))
     out = loaded.predict(naive_ts, params={"target": "cpu_util", "horizon": 6, "quantiles": [0.5]})
     assert list(out.columns) == ["target", "series_id", "ts", "step", "q0.5"]
@@ -112,21 +114,20 @@ def test_target_from_params_and_horizon_quantile_params(registered: pd.DataFrame
         (lambda f: f.assign(target="qps_total").tail(10), None, "fewer than 48"),
     ],
 )
-def test_bad_input_is_invalid_parameter_value(registered, frame_change, params, match) -> None:
-    loaded = mlflow.pyfunc.load_model(URI)
+def test_bad_input_is_invalid_parameter_value(
+    registered, loaded, frame_change, params, match
+) -> None:
     with pytest.raises(MlflowException, match=match) as info:
         loaded.predict(frame_change(registered), params=params)
     assert info.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
-def test_missing_column_is_rejected(registered: pd.DataFrame) -> None:
-    loaded = mlflow.pyfunc.load_model(URI)
+def test_missing_column_is_rejected(registered, loaded) -> None:
     with pytest.raises(MlflowException, match="y"):
         loaded.predict(registered.drop(columns=["y"]).assign(target="qps_total"))
 
 
-def test_forecast_arrays_matches_predict(registered: pd.DataFrame) -> None:
-    loaded = mlflow.pyfunc.load_model(URI)
+def test_forecast_arrays_matches_predict(registered, loaded) -> None:
     one = registered.loc[registered["series_id"] == "orders/us-east"]
     frame = loaded.predict(one.assign(target="qps_total"))
     fast = loaded.unwrap_python_model().forecast_arrays(
@@ -143,7 +144,7 @@ def test_forecast_arrays_matches_predict(registered: pd.DataFrame) -> None:
 
 
 def test_fresh_process_loads_the_champion(
-    registered: pd.DataFrame, store: tuple[Settings, pd.DataFrame], tmp_path
+    registered: pd.DataFrame, store: tuple[Registry, pd.DataFrame], loaded, tmp_path
 ) -> None:
     history_path = tmp_path / "history.parquet"
     registered.assign(target="qps_total").to_parquet(history_path)
@@ -153,7 +154,7 @@ def test_fresh_process_loads_the_champion(
         "print(json.dumps({'rows': len(out), 'cols': list(out.columns),"
         " 'median': out['q0.5'].tolist()}))\n"
     )
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store[0].tracking_uri}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store[0].tracking_uri}  # what a user does
     done = subprocess.run(
         [sys.executable, "-c", script, str(history_path)],
         capture_output=True,
@@ -164,7 +165,7 @@ def test_fresh_process_loads_the_champion(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    here = mlflow.pyfunc.load_model(URI).predict(registered.assign(target="qps_total"))
+    here = loaded.predict(registered.assign(target="qps_total"))
     assert result["rows"] == len(here) == 48
     assert result["cols"] == list(here.columns)
     np.testing.assert_allclose(result["median"], here["q0.5"].to_numpy())

@@ -2,14 +2,13 @@ from __future__ import annotations
 
 import math
 
-import mlflow
 import pandas as pd
 import pytest
 
 from forecasting.errors import DataValidationError
 from forecasting.lake import Lake
 from forecasting.settings import Settings
-from models.mlflow_registry import HOT_SEGMENTS_MODEL, configure, load_champion
+from models.mlflow_registry import HOT_SEGMENTS_MODEL, Registry
 from pipelines.hot_segments import prepare, train_hot_segments
 from pipelines.simulate import simulate_fleet
 
@@ -57,11 +56,11 @@ def test_train_backtests_and_writes_segment_scores(settings: Settings, lake: Lak
 @pytest.mark.slow
 def test_registers_with_the_champion_gate(settings: Settings, lake: Lake) -> None:
     _ingest_tiny_fleet(settings, lake)
-    configure(settings)
-    with mlflow.start_run():
+    registry = Registry.connect(settings)
+    with registry.run():
         first = train_hot_segments(settings, lake=lake)
     assert first.alias == "champion"
-    loaded = load_champion(HOT_SEGMENTS_MODEL, settings=settings)
+    loaded = registry.load_champion(HOT_SEGMENTS_MODEL)
     assert loaded.version == first.version
     recent = lake.read("segment_access")
     recent = recent[recent["ts"] > recent["ts"].max() - pd.Timedelta(days=2)]

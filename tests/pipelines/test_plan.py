@@ -99,9 +99,7 @@ def test_plan_refuses_unknown_clusters_and_empty_lakes(settings: Settings, lake:
 
 @pytest.mark.slow
 def test_run_decisions_registers_evaluates_and_plans(settings: Settings, lake: Lake) -> None:
-    import mlflow
-
-    from models.mlflow_registry import HOT_SEGMENTS_MODEL, load_champion
+    from models.mlflow_registry import HOT_SEGMENTS_MODEL, Registry
     from pipelines.plan import run_decisions
 
     _ingest(settings, lake, days=14)
@@ -111,9 +109,10 @@ def test_run_decisions_registers_evaluates_and_plans(settings: Settings, lake: L
     assert {"static", "vpa", "replicast", "oracle"} <= set(report.evaluation["sizing"])
     oracle = report.evaluation["priority"]["oracle"]["exposure"]
     assert all(p["exposure"] >= oracle - 1e-9 for p in report.evaluation["priority"].values())
-    champion = load_champion(HOT_SEGMENTS_MODEL, settings=settings)
+    registry = Registry.from_settings(settings)
+    champion = registry.load_champion(HOT_SEGMENTS_MODEL)
     assert champion.version == report.hot_segments.version
-    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(report.run_id, "decisions")}
+    artifacts = {a.path for a in registry.client.list_artifacts(report.run_id, "decisions")}
     assert {"decisions/sizing_capacity.png", "decisions/evaluation.json"} <= artifacts
     assert len(lake.read("segment_scores")) == report.hot_segments.scores_written > 0
     assert len(lake.read("sizing_plans")) == len(report.plan.sizing_plans)

@@ -39,13 +39,12 @@ class Registry:
 
     def register(self, score: float) -> str:
         """Register a new version with ``score`` (lower wins the champion alias)."""
-        import mlflow
-
         from models.baselines import SeasonalNaive
         from models.mlflow_load import LoadForecastModel, TargetModel
-        from models.mlflow_registry import LOAD_MODEL, configure, register_with_gate
+        from models.mlflow_registry import LOAD_MODEL
+        from models.mlflow_registry import Registry as MlflowRegistry
 
-        configure(self.settings)
+        registry = MlflowRegistry.connect(self.settings)
         models = {
             target: TargetModel("seasonal_naive_day", SeasonalNaive(24).fit(frame))
             for target, frame in self.history.items()
@@ -53,8 +52,8 @@ class Registry:
         python_model = LoadForecastModel(models, horizon=HORIZON, quantiles=QUANTILES)
         frame = self.history[TARGETS[0]]
         first = frame[frame["series_id"] == frame["series_id"].iloc[0]].tail(48)
-        with mlflow.start_run():
-            gate = register_with_gate(
+        with registry.run():
+            gate = registry.register_with_gate(
                 name=LOAD_MODEL,
                 python_model=python_model,
                 input_example=first.assign(target=TARGETS[0]).reset_index(drop=True),

@@ -48,9 +48,9 @@ def test_known_series_forecast_matches_the_model(base: str, registry: Registry) 
     last = frame.loc[frame["series_id"] == "orders/us-east", "ts"].max()
     assert pd.Timestamp(series["ts"][0]) == last + pd.Timedelta("1h")
     # the same forecast straight from the pyfunc (pandas path) agrees
-    from models.mlflow_registry import load_champion
+    from models.mlflow_registry import LOAD_MODEL, Registry
 
-    pyfunc = load_champion("replicast-load", settings=registry.settings).pyfunc
+    pyfunc = Registry.from_settings(registry.settings).load_champion(LOAD_MODEL).pyfunc
     hist = frame[frame["series_id"] == "orders/us-east"].tail(21 * 24)
     expected = pyfunc.predict(hist, params={"target": "qps_total", "horizon": 6})
     np.testing.assert_allclose(lo, expected["q0.5"].to_numpy(), rtol=1e-9)

@@ -194,9 +194,9 @@ def registry_loader(settings: Settings) -> Champion:
         ModelNotFoundError: no champion, or the registry is unreachable.
     """
     from models.mlflow_registry import LOAD_MODEL as name
-    from models.mlflow_registry import load_champion
+    from models.mlflow_registry import Registry
 
-    loaded = load_champion(name, settings=settings)
+    loaded = Registry.from_settings(settings).load_champion(name)
     forecaster = loaded.pyfunc.unwrap_python_model()
     if not callable(getattr(forecaster, "forecast_arrays", None)):
         raise ModelNotFoundError(
@@ -209,10 +209,9 @@ def registry_loader(settings: Settings) -> Champion:
 def registry_probe(settings: Settings) -> str | None:
     """The version the registry's ``champion`` alias points at (None when there is none)."""
     from models.mlflow_registry import LOAD_MODEL as name
-    from models.mlflow_registry import champion_version, configure
+    from models.mlflow_registry import Registry
 
-    configure(settings)
-    return champion_version(name)
+    return Registry.from_settings(settings).champion_version(name)
 
 
 @dataclass(frozen=True)
