@@ -353,8 +353,14 @@ def _segment_glob(value: str) -> str:
         raise ValueError(
             f"{value!r}: absolute paths are refused; give a glob relative to the source"
         )
-    if ".." in value.split("/"):
+    parts = value.split("/")
+    if ".." in parts:
         raise ValueError(f"{value!r}: '..' components are refused (path escape)")
+    if any(part in ("", ".") or ("**" in part and part != "**") for part in parts):
+        raise ValueError(
+            f"{value!r}: empty or '.' components, and '**' inside a name, are refused; "
+            "e.g. 'orders-*' or 'orders/**'"
+        )
     return value
 
 

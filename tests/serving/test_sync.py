@@ -184,6 +184,11 @@ HOSTILE = [
     pytest.param({**OK, "segment_pattern": "~root/*"}, "absolute", id="home-glob"),
     pytest.param({**OK, "segment_pattern": "seg\u000000"}, "control", id="nul-glob"),
     pytest.param({**OK, "segment_pattern": "..\\x"}, "backslash", id="backslash-glob"),
+    pytest.param({**OK, "segment_pattern": "."}, "'.' components", id="dot-glob"),
+    pytest.param({**OK, "segment_pattern": "./"}, "'.' components", id="dot-slash-glob"),
+    pytest.param({**OK, "segment_pattern": "seg//x"}, "empty", id="empty-component"),
+    pytest.param({**OK, "segment_pattern": "a**b"}, "'**' inside", id="inner-starstar"),
+    pytest.param({**OK, "replica": "mars"}, "unknown region 'mars'", id="unknown-replica"),
     pytest.param({**OK, "target": "replica", "delete": True}, "allow_delete", id="delete"),
     pytest.param(
         {**OK, "target": "remote", "transport": "rsync", "delete": True},

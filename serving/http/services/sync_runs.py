@@ -148,6 +148,11 @@ class SyncRunManager:
             raise DataValidationError(
                 f"transport: target endpoint {body.target!r} is host:path; use 'rsync'"
             )
+        regions = [region.name for region in self.settings.fleet.regions]
+        if body.replica and body.replica not in regions:
+            raise DataValidationError(
+                f"replica: unknown region {body.replica!r}; known regions: {regions}"
+            )
         if body.replica and target.link and body.replica != target.link:
             raise DataValidationError(
                 f"replica: {body.replica!r} is not the link of target endpoint "
