@@ -263,7 +263,9 @@ def main() -> None:
     report: dict = {"scale": scale, "scale_name": args.scale, "seed": args.seed,
                     "workdir": str(work), **_context(), "command": {}}  # fmt: skip
     try:
-        for i, name in enumerate(n for n in BUILDERS if n in wanted):
+        for i, name in enumerate(BUILDERS):
+            if name not in wanted:
+                continue
             root = work / name
             # the mixed set draws from the main generator (the in-process section goes on
             # with it, as it always did); the others from their own
@@ -281,11 +283,11 @@ def main() -> None:
             report["command"][name] = bench_set(cs, root / "command", settings, args.repeats)
             report["command"][name]["build_seconds"] = build_s
             shutil.rmtree(root, ignore_errors=True)  # the next set gets the disk and the cache
+            report["uptime_after"] = _context()["uptime"]
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(report, indent=2))  # each set as soon as it is done
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2))
-    report["uptime_after"] = _context()["uptime"]
     if "summary" in report:
         print(json.dumps(report["summary"], indent=2))
     print(command_table(report["command"]))
