@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, cast
@@ -212,6 +213,25 @@ class PriorityConfig(BaseModel):
     )
 
 
+class IngestConfig(BaseModel):
+    """Which row timestamps ingest accepts; rows outside go to the quarantine."""
+
+    ts_floor: datetime = Field(
+        default=datetime(2000, 1, 1, tzinfo=UTC),
+        description="earlier timestamps are quarantined (zeros, epoch values in the wrong unit)",
+    )
+    ts_future_tolerance: timedelta = Field(
+        default=timedelta(days=1),
+        ge=timedelta(0),
+        description="timestamps later than now + this are quarantined (clock skew allowance)",
+    )
+
+    @field_validator("ts_floor")
+    @classmethod
+    def _floor_in_utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class ServeConfig(BaseModel):
     """The HTTP service."""
 
@@ -242,6 +262,7 @@ class Settings(BaseSettings):
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     sizing: SizingConfig = Field(default_factory=SizingConfig)
     priority: PriorityConfig = Field(default_factory=PriorityConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     sync: SyncConfig = Field(
         default_factory=SyncConfig, description="named endpoints of HTTP sync runs"

@@ -15,8 +15,11 @@ Decisions, so that callers and users can rely on them:
   (``2026-01-01T08:00+08:00``, ``...Z``) is converted; naive text is taken as
   UTC; plain numbers (numeric columns, or digit-only text that is not an ISO
   date) are epoch *seconds*. Anything else (``01/02/2026``) is quarantined with
-  a hint to use ISO 8601, and so is a time before 2000-01-01 (a zero, or an
-  epoch value in the wrong unit).
+  a hint to use ISO 8601. A time before the floor (default 2000-01-01: a zero,
+  or an epoch value in the wrong unit) or later than the clock plus a tolerance
+  (default 1 day: a typo'd year, a clock far off) is quarantined too, naming
+  the column and the value, so that no far-past or far-future day partition
+  is ever made (:class:`TimeBounds`, from the ``ingest`` settings).
 * **Numbers**: a value that does not parse (``"abc"``), is missing or is not
   finite quarantines its row; the column itself stays numeric.
 * **Text** values are stripped of surrounding blanks; empty text is missing.
@@ -27,10 +30,10 @@ Decisions, so that callers and users can rely on them:
   one). The lake itself still lets a *later write* replace an earlier one.
 * **Unknown columns** are dropped with a logged warning (unless the schema
   allows extras); they are kept in the quarantined rows' ``raw`` JSON.
-* A quarantined row's ``ts`` is the row's own timestamp when it parses (else
-  the Unix epoch), and ``quarantined_at`` is the clock; the quarantine is keyed
-  on ``source + row + ts``, so re-validating the same input gives the same
-  quarantine rows.
+* A quarantined row's ``ts`` is the row's own timestamp when it parses and
+  lies within the bounds (else the Unix epoch), and ``quarantined_at`` is the
+  clock; the quarantine is keyed on ``source + row + ts``, so re-validating the
+  same input gives the same quarantine rows.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -55,10 +58,20 @@ logger = logging.getLogger(__name__)
 EPOCH = pd.Timestamp(0, tz="UTC")
 #: Timestamps before this are refused: they are zeros or epoch values in the wrong unit.
 EARLIEST = pd.Timestamp("2000-01-01", tz="UTC")
+#: Timestamps later than the clock plus this are refused (a typo'd year, a clock far off).
+FUTURE_TOLERANCE = pd.Timedelta(days=1)
 QUARANTINE_COLUMNS = list(dict.fromkeys([*QUARANTINE.names, "quarantined_at"]))
 
 _AWARE = r"\d{2}:\d{2}(?::\d{2})?(?:[.,]\d+)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
 _NUMBER = r"^[+-]?\d+(?:\.\d*)?$"
+
+
+@dataclass(frozen=True)
+class TimeBounds:
+    """The timestamps a row may have: from ``floor`` to the clock plus ``future_tolerance``."""
+
+    floor: datetime = EARLIEST
+    future_tolerance: timedelta = FUTURE_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -87,13 +100,25 @@ class Validator:
         schema: the dataset contract.
         source: where the rows come from (a file path or URI); named in errors
             and stored with every quarantined row.
-        now: the clock, stored as ``quarantined_at``. Defaults to the current time.
+        now: the clock, stored as ``quarantined_at`` and the reference of the
+            future bound. Defaults to the current time.
+        bounds: the accepted timestamps (default: :class:`TimeBounds`).
     """
 
-    def __init__(self, schema: Schema, *, source: str, now: datetime | None = None) -> None:
+    def __init__(
+        self,
+        schema: Schema,
+        *,
+        source: str,
+        now: datetime | None = None,
+        bounds: TimeBounds | None = None,
+    ) -> None:
         self.schema = schema
         self.source = source
         self.now = _utc_stamp(now) if now is not None else pd.Timestamp.now(tz="UTC")
+        bounds = bounds or TimeBounds()
+        self.earliest = _utc_stamp(bounds.floor)
+        self.latest = self.now + pd.Timedelta(bounds.future_tolerance)
         self._next_row = 1
         self._seen_keys = pd.Index([], dtype="uint64")
         self._seen_rows: NDArray[np.int64] = np.array([], dtype="int64")
@@ -173,6 +198,9 @@ class Validator:
                 values[col.name] = _empty_typed(col, n)
                 continue
             typed, reasons = _check_column(raw[col.name], col)
+            if col.kind == "ts":
+                typed, outside = self._check_bounds(raw[col.name], typed, col)
+                reasons.extend(outside)
             values[col.name] = typed
             found.extend(reasons)
         typed_frame = pd.DataFrame(values, index=raw.index)
@@ -190,6 +218,35 @@ class Validator:
             raw[bad], rows[bad], typed_frame["ts"][bad], reason[bad]
         )
         return ValidationResult(good, quarantined, dropped)
+
+    def _check_bounds(
+        self, raw: pd.Series, typed: pd.Series, col: Column
+    ) -> tuple[pd.Series, list[pd.Series]]:
+        """Reasons for times before the floor or after the clock plus the tolerance.
+
+        Those times become NaT, so that no quarantine row is filed under them.
+        """
+        reasons: list[pd.Series] = []
+        early = (typed < self.earliest).to_numpy(bool)
+        if early.any():
+            reasons.append(
+                col.name
+                + ": "
+                + _shown(raw[early])
+                + f" is before {self.earliest:%Y-%m-%d} (a zero or wrongly scaled epoch value?)"
+            )
+        late = (typed > self.latest).to_numpy(bool)
+        if late.any():
+            reasons.append(
+                col.name
+                + ": "
+                + _shown(raw[late])
+                + f" is in the future (after {self.latest:%Y-%m-%dT%H:%M}Z, now + "
+                + f"{_duration(self.latest - self.now)}; a wrong year or clock?)"
+            )
+        if early.any() or late.any():
+            typed = typed.mask(early | late)
+        return typed, reasons
 
     def reject_lines(
         self, rows: Sequence[int], texts: Sequence[str], reasons: Sequence[str]
@@ -270,7 +327,12 @@ class Validator:
 
 
 def validate(
-    frame: pd.DataFrame, schema: Schema, *, source: str, now: datetime | None = None
+    frame: pd.DataFrame,
+    schema: Schema,
+    *,
+    source: str,
+    now: datetime | None = None,
+    bounds: TimeBounds | None = None,
 ) -> ValidationResult:
     """Split ``frame`` into good rows and quarantined rows for ``schema``.
 
@@ -280,6 +342,7 @@ def validate(
         source: the file path or URI the rows came from (named in errors and
             stored with each quarantined row).
         now: the clock, stored as ``quarantined_at``; defaults to the current time.
+        bounds: the accepted timestamps (default: :class:`TimeBounds`).
 
     Returns:
         ``ValidationResult(good, quarantined, dropped_columns)``.
@@ -295,7 +358,7 @@ def validate(
     >>> len(out.good), out.quarantined["reason"].tolist()
     (1, ["reads: 'abc' is not a number"])
     """
-    return Validator(schema, source=source, now=now).validate(frame)
+    return Validator(schema, source=source, now=now, bounds=bounds).validate(frame)
 
 
 def empty_quarantine() -> pd.DataFrame:
@@ -344,14 +407,6 @@ def _check_ts(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Series]]:
             + ": unparseable timestamp "
             + _shown(raw[bad])
             + " (use ISO 8601, e.g. 2026-01-31T13:00:00Z, or epoch seconds)"
-        )
-    early = typed < EARLIEST
-    if early.any():
-        reasons.append(
-            col.name
-            + ": "
-            + _shown(raw[early])
-            + f" is before {EARLIEST:%Y-%m-%d} (a zero or wrongly scaled epoch value?)"
         )
     return typed, reasons
 
@@ -558,6 +613,16 @@ def _quarantine_frame(
         },
         columns=QUARANTINE_COLUMNS,
     )
+
+
+def _duration(delta: pd.Timedelta) -> str:
+    """``1 day``, ``2 h``, ``90 s``: a tolerance as a reader writes it."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if unit == 'day' and count != 1 else ''}"
+    return f"{seconds} s"
 
 
 def _names(columns: list[str]) -> str:

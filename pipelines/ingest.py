@@ -3,8 +3,18 @@
 Every input is validated against its dataset schema (``forecasting.validation``):
 good rows are merged into the dataset, bad rows go to the ``quarantine``
 dataset with their source, row number, reasons and raw values. An input that
-cannot be used at all (unreadable, corrupt, missing a required column) raises
-:class:`~forecasting.errors.DataValidationError` naming the file.
+cannot be used at all (unreadable, corrupt, missing a required column) or
+that cannot be written (disk full, any write error) raises
+:class:`~forecasting.errors.DataValidationError` naming the file and the reason.
+
+A CSV is read one record per physical line: every data line is counted in
+``rows_in`` and either lands or is quarantined on its own, with its row number
+(data row N is the file's line N + 1). A quoted value may hold commas and
+doubled quotes but not a line break: a line whose quote does not close on the
+same line is quarantined as an "unbalanced quote" and reading goes on with the
+next line, so a stray ``"`` never swallows the lines after it. Blocks without
+such trouble are parsed by Arrow in one go; only a block in trouble is split
+into lines, and only its troubled lines are set aside.
 
 Ingest is idempotent: the lake dedupes good rows on ``key + ts``; quarantine
 rows are keyed on ``source + row + ts`` (``ts`` = the row's own timestamp) and
@@ -34,13 +44,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from numpy.typing import NDArray
 
 import pipelines
 from forecasting.errors import DataValidationError, ReplicastError, SourceError
 from forecasting.lake import Lake, read_parquet_verified
 from forecasting.redact import redact
 from forecasting.schemas import INPUT_SCHEMAS, Schema
-from forecasting.validation import ValidationResult, Validator, empty_quarantine
+from forecasting.settings import get_settings
+from forecasting.validation import TimeBounds, ValidationResult, Validator, empty_quarantine
 from pipelines import sources
 
 if TYPE_CHECKING:
@@ -57,6 +69,8 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 MAX_EXAMPLES = 5
 _CSV_BLOCK_BYTES = 8 << 20
 _REPLACEMENT = "\ufffd"
+_UNBALANCED = "unbalanced quote: the line ends inside a quoted value (a '\"' never closed)"
+_STRAY_CR = "a carriage return (\\r) inside the line would split it in two"
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 #: ``progress(done, total)``: bytes of a CSV file, rows of a Parquet file or frame.
@@ -102,6 +116,7 @@ def ingest_frame(
     source: str,
     lake: Lake,
     now: datetime | None = None,
+    bounds: TimeBounds | None = None,
 ) -> IngestReport:
     """Validate ``frame`` as ``dataset`` and write good rows and quarantined rows to ``lake``.
 
@@ -110,20 +125,24 @@ def ingest_frame(
         dataset: an input dataset name (``node_metrics`` or ``segment_access``).
         source: where the rows come from (stored with quarantined rows).
         lake: the lake to write to.
-        now: the clock for ``quarantined_at``; defaults to the current time.
+        now: the clock for ``quarantined_at`` and the future bound; defaults to
+            the current time.
+        bounds: the accepted timestamps; default: the ``ingest`` settings.
 
     Returns:
         The counts and the first reasons.
 
     Raises:
-        DataValidationError: unknown dataset or a required column is missing.
+        DataValidationError: unknown dataset, a required column is missing, or
+            the lake could not be written (disk full...).
     """
     started = time.perf_counter()
     schema = schema_for(dataset, source)
     if len(frame.index) == 0:  # nothing to check (a source had no rows)
         return IngestReport(source=source, dataset=dataset, seconds=time.perf_counter() - started)
-    result = Validator(schema, source=source, now=now).validate(frame)
-    _write(lake, dataset, result.good, result.quarantined)
+    validator = Validator(schema, source=source, now=now, bounds=bounds or settings_bounds())
+    result = validator.validate(frame)
+    _write(lake, dataset, result.good, result.quarantined, source)
     report = _report(source, dataset, len(frame), result, started)
     _log(report)
     return report
@@ -137,12 +156,14 @@ def ingest_file(
     dataset: str | None = None,
     now: datetime | None = None,
     progress: Progress | None = None,
+    bounds: TimeBounds | None = None,
 ) -> IngestReport:
     """Ingest one CSV (optionally gzipped) or Parquet file.
 
     CSV values are read as text, so that a mistyped number reaches validation
     (and quarantines its row) instead of changing the column's type; a line
-    with the wrong number of fields is quarantined too. Parquet pages are
+    with the wrong number of fields or an unbalanced quote is quarantined too,
+    on its own (one record per line, see the module doc). Parquet pages are
     checksum-verified.
 
     Args:
@@ -150,12 +171,14 @@ def ingest_file(
         lake: the lake to write to.
         dataset: the dataset the file holds; default: from the file name
             (``node_metrics*.csv``) or else from its columns.
-        now: the clock for ``quarantined_at``.
+        now: the clock for ``quarantined_at`` and the future bound.
         progress: called with ``(done, total)`` while reading.
+        bounds: the accepted timestamps; default: the ``ingest`` settings.
 
     Raises:
         DataValidationError: the file is missing, unreadable, corrupt, of an
-            unknown type, or lacks a required column; the message names it.
+            unknown type, or lacks a required column, or the lake could not be
+            written (disk full...); the message names the file and the reason.
     """
     started = time.perf_counter()
     path = Path(path).expanduser().resolve()
@@ -164,21 +187,22 @@ def ingest_file(
         what = "no file matches this pattern" if glob.has_magic(source) else "no such file"
         raise DataValidationError(f"{source}: {what}")
     name = path.name.lower()
+    bounds = bounds or settings_bounds()
     if name.endswith(PARQUET_SUFFIXES):
         frame = read_parquet_verified(path)
         dataset = dataset or infer_dataset(path, list(frame.columns))
-        validator = Validator(schema_for(dataset, source), source=source, now=now)
+        validator = Validator(schema_for(dataset, source), source=source, now=now, bounds=bounds)
         result = validator.validate(frame)
         rows_in = len(frame)
         if progress is not None:
             progress(rows_in, rows_in)
     elif name.endswith(CSV_SUFFIXES):
-        result, rows_in, dataset = _validate_csv(path, dataset, now, progress)
+        result, rows_in, dataset = _validate_csv(path, dataset, now, progress, bounds)
     else:
         raise DataValidationError(
             f"{source}: unsupported file type; use {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}"
         )
-    _write(lake, dataset, result.good, result.quarantined)
+    _write(lake, dataset, result.good, result.quarantined, source)
     report = _report(source, dataset, rows_in, result, started)
     _log(report)
     return report
@@ -191,6 +215,7 @@ def ingest_paths(
     dataset: str | None = None,
     now: datetime | None = None,
     on_error: Literal["raise", "report"] = "raise",
+    bounds: TimeBounds | None = None,
 ) -> list[IngestReport]:
     """Ingest files named by paths, directories (their CSV/Parquet files) or globs.
 
@@ -198,9 +223,11 @@ def ingest_paths(
         paths_or_globs: one or more paths / globs (``data/*.csv``, ``**`` works).
         lake: the lake to write to (stray temp files are cleaned first).
         dataset: force the dataset of every file; default: inferred per file.
-        now: the clock for ``quarantined_at`` (one value for the whole call).
+        now: the clock for ``quarantined_at`` and the future bound (one value
+            for the whole call).
         on_error: ``"raise"`` stops at the first refused file; ``"report"``
             records the error in that file's report and goes on.
+        bounds: the accepted timestamps; default: the ``ingest`` settings.
 
     Returns:
         One report per file, in order.
@@ -212,10 +239,11 @@ def ingest_paths(
         paths_or_globs = [paths_or_globs]
     lake.clean_temp()
     now = now or pd.Timestamp.now(tz="UTC")
+    bounds = bounds or settings_bounds()
     reports = []
     for path in expand_paths(paths_or_globs):
         try:
-            reports.append(ingest_file(path, lake=lake, dataset=dataset, now=now))
+            reports.append(ingest_file(path, lake=lake, dataset=dataset, now=now, bounds=bounds))
         except ReplicastError as exc:
             if on_error == "raise":
                 raise
@@ -298,11 +326,12 @@ def ingest_uri(
         lake: the lake to write to.
         settings: passed to ``pipelines.sources.snapshot``.
         dataset: keep only this dataset of the snapshot.
-        now: the clock for ``quarantined_at``.
+        now: the clock for ``quarantined_at`` and the future bound.
 
     Raises:
         SourceError: the source failed or cannot be reached.
-        DataValidationError: a returned frame lacks a required column.
+        DataValidationError: a returned frame lacks a required column, or the
+            lake could not be written.
     """
     frames = sources.snapshot(uri, settings)
     if dataset is not None:
@@ -313,13 +342,26 @@ def ingest_uri(
             )
         frames = {dataset: frames[dataset]}
     now = now or pd.Timestamp.now(tz="UTC")
+    bounds = time_bounds(settings)
     return [
-        ingest_frame(frame, dataset=name, source=redact(uri), lake=lake, now=now)
+        ingest_frame(frame, dataset=name, source=redact(uri), lake=lake, now=now, bounds=bounds)
         for name, frame in frames.items()
     ]
 
 
 # -- helpers ---------------------------------------------------------------------------------
+def time_bounds(settings: Settings) -> TimeBounds:
+    """The timestamps ``settings`` accept (``[ingest] ts_floor``, ``ts_future_tolerance``)."""
+    return TimeBounds(
+        floor=settings.ingest.ts_floor, future_tolerance=settings.ingest.ts_future_tolerance
+    )
+
+
+def settings_bounds() -> TimeBounds:
+    """:func:`time_bounds` of the process settings (:func:`forecasting.settings.get_settings`)."""
+    return time_bounds(get_settings())
+
+
 def schema_for(dataset: str, source: str = "") -> Schema:
     """The input schema named ``dataset``.
 
@@ -398,11 +440,26 @@ def _log(report: IngestReport) -> None:
         )
 
 
-def _write(lake: Lake, dataset: str, good: pd.DataFrame, quarantined: pd.DataFrame) -> None:
-    if not good.empty:
-        lake.write(dataset, good)
-    if not quarantined.empty:
-        lake.write("quarantine", _keep_first_quarantine_time(lake, quarantined))
+def _write(
+    lake: Lake, dataset: str, good: pd.DataFrame, quarantined: pd.DataFrame, source: str
+) -> None:
+    """Merge the good rows, then the quarantined rows, into the lake.
+
+    Raises:
+        DataValidationError: a write failed (disk full, read-only, I/O error);
+            each lake file is whole (old or new), the input can be ingested again.
+    """
+    try:
+        if not good.empty:
+            lake.write(dataset, good)
+        if not quarantined.empty:
+            lake.write("quarantine", _keep_first_quarantine_time(lake, quarantined))
+    except OSError as exc:
+        raise DataValidationError(
+            f"{source}: not ingested: writing the lake failed: {_first_line(exc)}; every lake "
+            "file is whole (old or new) but this input may be only partly in; ingest it again "
+            "once fixed (ingest is idempotent)"
+        ) from exc
 
 
 def _keep_first_quarantine_time(lake: Lake, rows: pd.DataFrame) -> pd.DataFrame:
@@ -431,7 +488,11 @@ def _keep_first_quarantine_time(lake: Lake, rows: pd.DataFrame) -> pd.DataFrame:
 
 # -- CSV -------------------------------------------------------------------------------------
 def _validate_csv(
-    path: Path, dataset: str | None, now: datetime | None, progress: Progress | None
+    path: Path,
+    dataset: str | None,
+    now: datetime | None,
+    progress: Progress | None,
+    bounds: TimeBounds | None = None,
 ) -> tuple[ValidationResult, int, str]:
     source = str(path)
     total = path.stat().st_size
@@ -443,7 +504,12 @@ def _validate_csv(
         try:
             names = _csv_header(fh, source)
             dataset = dataset or infer_dataset(path, names)
-            validator = Validator(schema_for(dataset, source), source=source, now=now)
+            validator = Validator(
+                schema_for(dataset, source),
+                source=source,
+                now=now,
+                bounds=bounds or settings_bounds(),
+            )
             validator.check_columns(names)
             goods, bads = [], []
             rows_in = 0
@@ -482,70 +548,155 @@ def _csv_header(fh: IO[bytes], source: str) -> list[str]:
 def _csv_chunks(
     fh: IO[bytes], names: list[str], validator: Validator
 ) -> Iterator[tuple[ValidationResult, int]]:
-    """Validate the CSV body in blocks; yields each block's result and its row count."""
-    malformed: list[tuple[int, str, str]] = []  # (row, text, reason)
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        number = -1 if row.number is None else row.number  # the header was read already
-        why = f"row has {row.actual_columns} field(s), the header has {row.expected_columns}"
-        malformed.append((number, row.text, why))
-        return "skip"
-
+    """Validate the CSV body in blocks of whole lines; yields each block's result and line count."""
     body = _Utf8Repair(fh, chunk=_CSV_BLOCK_BYTES)
-    try:
-        reader = pacsv.open_csv(
-            body,
-            read_options=pacsv.ReadOptions(
-                column_names=names, use_threads=False, block_size=_CSV_BLOCK_BYTES
-            ),
-            parse_options=pacsv.ParseOptions(
-                invalid_row_handler=on_invalid, ignore_empty_lines=False
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names}, strings_can_be_null=True
-            ),
-        )
-    except pa.ArrowInvalid as exc:
-        if "Empty CSV file" in str(exc):  # a header and no rows
-            return
-        raise
-    emitted = 0  # valid rows so far
-    reported = 0  # malformed rows already yielded
-    for batch in reader:
-        k = batch.num_rows
-        rows = _valid_row_numbers(emitted, k, [r for r, _, _ in malformed])
-        frame = batch.to_pandas(types_mapper=pd.ArrowDtype)  # no Python strings made
+    first = 1  # data row number of the block's first line
+    for block in _line_blocks(body, _CSV_BLOCK_BYTES):
+        lines = block.count(b"\n") + (not block.endswith(b"\n"))
+        frame, rows, rejected = _parse_block(block, lines, names, first, validator.source)
         problems = _not_utf8(frame) if body.replaced else []
         result = validator.validate(frame, rows=rows, problems=problems)
-        emitted += k
-        last = rows[-1] if k else emitted + len(malformed)
-        fresh = [m for m in malformed[reported:] if m[0] <= last]
-        reported += len(fresh)
-        if fresh:
-            rejected = validator.reject_lines(*zip(*fresh, strict=True))
+        if rejected:
+            bad = validator.reject_lines(*zip(*rejected, strict=True))
             result = ValidationResult(
                 result.good,
-                pd.concat([result.quarantined, rejected], ignore_index=True),
+                pd.concat([result.quarantined, bad], ignore_index=True),
                 result.dropped_columns,
             )
-        yield result, k + len(fresh)
-    rest = malformed[reported:]
-    if rest:
-        rejected = validator.reject_lines(*zip(*rest, strict=True))
-        yield ValidationResult(_empty_good(validator), rejected), len(rest)
+        yield result, lines
+        first += lines
 
 
-def _valid_row_numbers(before: int, count: int, malformed: list[int]) -> np.ndarray:
-    """Data row numbers of the valid rows ``before + 1 .. before + count``.
+def _line_blocks(stream: io.RawIOBase, size: int) -> Iterator[bytes]:
+    """The stream in blocks of about ``size`` bytes, each ending at a line break (but the last)."""
+    carry = b""
+    while data := stream.read(size):
+        data = carry + data
+        cut = data.rfind(b"\n") + 1
+        carry = data[cut:]
+        if cut:
+            yield data[:cut]
+    if carry:
+        yield carry
 
-    Valid rows are numbered 1, 2, ... skipping the malformed rows' numbers.
+
+#: A line set aside: its data row number, its text and why.
+_Rejected = tuple[int, str, str]
+
+
+def _parse_block(
+    block: bytes, lines: int, names: list[str], first: int, source: str
+) -> tuple[pd.DataFrame, NDArray[np.int64], list[_Rejected]]:
+    """Split a block of ``lines`` whole lines into records, exactly one per line.
+
+    Returns the parsed rows, their data row numbers and the lines set aside.
+    Arrow parses the block in one go; if that does not give one record per
+    line (a quote left open, a stray carriage return), the troubled lines are
+    set aside and Arrow parses the others.
+
+    Raises:
+        DataValidationError: the line check and Arrow disagree (never seen; it
+            refuses the file rather than misnumber or lose a row).
     """
-    bad = np.asarray(sorted(malformed), dtype="int64")
-    window = np.arange(before + 1, before + count + len(bad) + 1, dtype="int64")
-    # rows numbered in the window that were already emitted: one per bad number <= before
-    skip = int(np.searchsorted(bad, before, side="right"))
-    valid = window[~np.isin(window, bad)]
-    return valid[skip : skip + count]
+    numbers = np.arange(first, first + lines, dtype="int64")
+    if block.count(b"\r") == block.count(b"\r\n"):  # no lone \r: no line splits in two
+        try:
+            table, invalid = _arrow_records(block, names)
+        except pa.ArrowInvalid:  # e.g. a quote still open at the end of the block
+            pass
+        else:
+            # each record is one or more whole lines: as many records as lines means
+            # one record per line, unless the last line's quote ran to the end
+            body = block.removesuffix(b"\n")
+            last = body[body.rfind(b"\n") + 1 :]
+            if table.num_rows + len(invalid) == lines and _line_trouble(last) is None:
+                return _numbered(table, invalid, numbers)
+    texts = block.split(b"\n")
+    if block.endswith(b"\n"):
+        texts.pop()
+    keep: list[int] = []
+    rejected: list[_Rejected] = []
+    for i, text in enumerate(texts):
+        why = _line_trouble(text)
+        if why is None:
+            keep.append(i)
+        else:
+            rejected.append((int(numbers[i]), text.decode("utf-8", "replace"), why))
+    if not keep:
+        return pd.DataFrame(columns=names), numbers[:0], rejected
+    table, invalid = _arrow_records(b"\n".join(texts[i] for i in keep) + b"\n", names)
+    if table.num_rows + len(invalid) != len(keep):
+        raise DataValidationError(
+            f"{source}: data rows {first}..{first + lines - 1} could not be split into one "
+            "record per line"
+        )
+    frame, rows, wrong_width = _numbered(table, invalid, numbers[keep])
+    return frame, rows, wrong_width + rejected
+
+
+def _arrow_records(data: bytes, names: list[str]) -> tuple[pa.Table, list[tuple[int, str, str]]]:
+    """Parse CSV lines with Arrow, every value as text.
+
+    Also returns the records of the wrong width as ``(position, text, reason)``.
+    """
+    invalid: list[tuple[int, str, str]] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        why = f"row has {row.actual_columns} field(s), the header has {row.expected_columns}"
+        invalid.append((row.number - 1, row.text, why))  # numbered from 1 (use_threads off)
+        return "skip"
+
+    table = pacsv.read_csv(
+        pa.py_buffer(data),
+        read_options=pacsv.ReadOptions(
+            # one Arrow block: its chunker would cut inside an open quote
+            column_names=names,
+            use_threads=False,
+            block_size=max(len(data), 1 << 20),
+        ),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names}, strings_can_be_null=True
+        ),
+    )
+    return table, invalid
+
+
+def _numbered(
+    table: pa.Table, invalid: list[tuple[int, str, str]], numbers: NDArray[np.int64]
+) -> tuple[pd.DataFrame, NDArray[np.int64], list[_Rejected]]:
+    """The parsed rows and their row numbers (``numbers``: one per record, in order)."""
+    wrong = np.zeros(len(numbers), dtype=bool)
+    wrong[[at for at, _, _ in invalid]] = True
+    rejected = [(int(numbers[at]), text, why) for at, text, why in invalid]
+    frame = table.to_pandas(types_mapper=pd.ArrowDtype)  # no Python strings made
+    return frame, numbers[~wrong], rejected
+
+
+def _line_trouble(line: bytes) -> str | None:
+    """Why one line is not one CSV record by itself (None if it is)."""
+    line = line.removesuffix(b"\r")
+    if b'"' not in line and b"\r" not in line:
+        return None
+    if _RECORD.fullmatch(line):
+        return None
+    return _STRAY_CR if _RECORD_ANY_CR.fullmatch(line) else _UNBALANCED
+
+
+def _record_pattern(ends: bytes) -> re.Pattern[bytes]:
+    """One CSV record on one line as Arrow splits it; the bytes ``ends`` end an unquoted value.
+
+    A field is empty, unquoted (quotes inside are literal) or quoted (``""``
+    is a quote; after the closing quote the rest up to the comma is literal).
+    The quoted part is possessive, so a line is matched in one pass.
+    """
+    plain = b"[^," + ends + b"]"
+    field = b'(?:"(?:[^"]|"")*+"' + plain + b'*|[^",' + ends + b"]" + plain + b"*)?"
+    return re.compile(field + b"(?:," + field + b")*")
+
+
+_RECORD = _record_pattern(b"\r")
+_RECORD_ANY_CR = _record_pattern(b"")
 
 
 class _Utf8Repair(io.RawIOBase):
@@ -615,4 +766,6 @@ __all__ = [
     "ingest_uri",
     "is_uri",
     "sample_paths",
+    "settings_bounds",
+    "time_bounds",
 ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import os
@@ -14,6 +15,7 @@ import pytest
 from forecasting.errors import DataValidationError, SourceError
 from forecasting.lake import Lake
 from forecasting.schemas import NODE_METRICS, SEGMENT_ACCESS
+from forecasting.settings import get_settings
 from pipelines import ingest
 from pipelines.ingest import (
     expand_paths,
@@ -313,15 +315,77 @@ def test_header_only_csv_ingests_nothing(tmp_path: Path, lake: Lake) -> None:
     assert (report.rows_in, report.rows_good, report.rows_quarantined) == (0, 0, 0)
 
 
-def test_valid_row_numbers_skip_malformed_rows() -> None:
-    rng = np.random.default_rng(5)
-    malformed = sorted(rng.choice(np.arange(1, 200), size=40, replace=False).tolist())
-    valid = [r for r in range(1, 240) if r not in malformed]
-    before = 0
-    for count in (7, 1, 30, 50, 0, 60):
-        got = ingest._valid_row_numbers(before, count, malformed)
-        assert got.tolist() == valid[before : before + count]
-        before += count
+def test_a_stray_quote_quarantines_only_its_own_line(tmp_path: Path, lake: Lake) -> None:
+    lines = [
+        _line(0),
+        _line(1),
+        _line(2, cluster='or"ders'),  # 3: a quote inside a value is a literal
+        _line(3),
+        _line(4, cluster='"orders'),  # 5: opens a quoted value that never closes
+        _line(5),
+        _line(6, cluster='"ord,ers"', region='"us""east"'),  # 7: quoted comma and quote
+        _line(7),
+    ]
+    path = _write_csv(tmp_path / "node_metrics.csv", lines)
+    report = ingest_file(path, lake=lake, now=NOW)
+    assert (report.rows_in, report.rows_good, report.rows_quarantined) == (8, 7, 1)
+    q = lake.read("quarantine")
+    assert q["row"].tolist() == [5]
+    assert q["reason"].tolist() == [ingest._UNBALANCED]
+    assert json.loads(q["raw"].iloc[0]) == lines[4]
+    good = lake.read("node_metrics").sort_values("ts")
+    assert good["qps_read"].tolist() == [100.0, 101.0, 102.0, 103.0, 105.0, 106.0, 107.0]
+    assert set(good["cluster"]) == {"orders", 'or"ders', "ord,ers"}
+    assert 'us"east' in set(good["region"])
+
+
+@pytest.mark.parametrize("block_bytes", [2048, 8 << 20])
+def test_every_line_is_counted_across_blocks(
+    tmp_path: Path, lake: Lake, monkeypatch: pytest.MonkeyPatch, block_bytes: int
+) -> None:
+    lines = [_line(i) for i in range(300)]
+    lines[0] = _line(0, node='"n0')  # an open quote on the first line
+    lines[57] = "broken,line"
+    lines[58] = _line(58, role='"replica')
+    lines[120] = _line(120, cpu_util="7")
+    lines[199] = _line(199, region="us\reast")  # a lone carriage return
+    lines[250] = _line(3)  # duplicate of data row 4, in another block
+    lines[299] = _line(299, net_rtt_ms='"1.2')  # an open quote on the last line
+    path = _write_csv(tmp_path / "node_metrics.csv", lines)
+    monkeypatch.setattr(ingest, "_CSV_BLOCK_BYTES", block_bytes)
+    report = ingest_file(path, lake=lake, now=NOW)
+    q = lake.read("quarantine").sort_values("row").set_index("row")["reason"]
+    assert q.index.tolist() == [1, 58, 59, 121, 200, 251, 300]
+    assert q[1] == q[59] == q[300] == ingest._UNBALANCED
+    assert q[200] == ingest._STRAY_CR
+    assert q[251] == "ts: exact duplicate of row 4"
+    assert (report.rows_in, report.rows_good, report.rows_quarantined) == (300, 293, 7)
+
+
+def test_line_check_agrees_with_arrow_on_single_lines() -> None:
+    """A line the check passes is one Arrow record; one it refuses is not."""
+    cases = [
+        b"a,b",
+        b'"a",b',
+        b'"a""b",c',
+        b'"a"b"c,d',
+        b'a"b,c',
+        b'"a,b',
+        b'a,"b""',
+        b'"',
+        b'""',
+        b'a,"b\rc",d',
+        b"a,b\rc",
+        b'"a"\rb',
+        b'x,"',
+        b",,",
+        b'"a"",b',
+        b'""""',
+    ]
+    for line in cases:
+        table, invalid = ingest._arrow_records(line + b"\nsentinel,line\n", ["x", "y"])
+        one_record = table.num_rows + len(invalid) == 2
+        assert (ingest._line_trouble(line) is None) == one_record, line
 
 
 def test_bom_crlf_quotes_and_padded_header_names(tmp_path: Path, lake: Lake) -> None:
@@ -338,3 +402,66 @@ def test_repeated_header_names_are_refused(tmp_path: Path, lake: Lake) -> None:
     path = _write_csv(tmp_path / "node_metrics.csv", [_line(0) + ",x"], header=HEADER + ",node")
     with pytest.raises(DataValidationError, match=r"\['node'\] appear more than once"):
         ingest_file(path, lake=lake)
+
+
+def test_far_future_and_far_past_timestamps_are_quarantined(tmp_path: Path, lake: Lake) -> None:
+    lines = [
+        _line(0),
+        _line(1, ts="2199-01-01T00:00:00Z"),
+        _line(2, ts="1999-12-31T23:59:59Z"),
+        _line(3, ts="2026-03-02T11:00:00Z"),  # within now + 1 day
+        _line(4, ts="2026-03-02T13:00:00Z"),  # an hour past it
+        _line(5, ts="4102444800"),  # epoch seconds of 2100-01-01
+    ]
+    report = ingest_file(_write_csv(tmp_path / "node_metrics.csv", lines), lake=lake, now=NOW)
+    assert (report.rows_in, report.rows_good, report.rows_quarantined) == (6, 2, 4)
+    q = lake.read("quarantine").set_index("row")["reason"]
+    assert q[2].startswith("ts: '2199-01-01T00:00:00Z' is in the future (after 2026-03-02T12:00Z")
+    assert "now + 1 day" in q[2]
+    assert q[3].startswith("ts: '1999-12-31T23:59:59Z' is before 2000-01-01")
+    assert q[5].startswith("ts: '2026-03-02T13:00:00Z' is in the future")
+    assert q[6].startswith("ts: '4102444800' is in the future")
+    days = {p.parent.name for d in ("node_metrics", "quarantine") for p in lake.partitions(d)}
+    assert days == {"date=2026-01-01", "date=2026-03-02", "date=1970-01-01"}
+
+
+def test_timestamp_bounds_come_from_the_settings(
+    tmp_path: Path, lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REPLICAST_INGEST__TS_FUTURE_TOLERANCE", "PT2H")
+    monkeypatch.setenv("REPLICAST_INGEST__TS_FLOOR", "2026-01-01T00:10:00Z")
+    get_settings.cache_clear()
+    lines = [
+        _line(0),
+        _line(3),
+        _line(4, ts="2026-03-01T13:30:00Z"),
+        _line(5, ts="2026-03-01T14:30Z"),
+    ]
+    report = ingest_paths([_write_csv(tmp_path / "node_metrics.csv", lines)], lake=lake, now=NOW)[0]
+    assert (report.rows_good, report.rows_quarantined) == (2, 2)
+    q = lake.read("quarantine").set_index("row")["reason"]
+    assert q[1].startswith("ts: '2026-01-01T00:00:00+00:00' is before 2026-01-01")
+    assert "(after 2026-03-01T14:00Z, now + 2 h;" in q[4]
+
+
+def test_a_failed_lake_write_refuses_the_input_by_name_and_the_others_still_land(
+    tmp_path: Path, lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _write_csv(tmp_path / "node_metrics-a.csv", [_line(0)])
+    full = _write_csv(tmp_path / "node_metrics-full.csv", [_line(1)])
+    last = _write_csv(tmp_path / "node_metrics-c.csv", [_line(2)])
+    real_write = Lake.write
+
+    def write(self: Lake, dataset: str, frame: pd.DataFrame, key: list[str] | None = None):
+        if frame["qps_read"].eq(101.0).any():
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/lake/x.tmp")
+        return real_write(self, dataset, frame, key)
+
+    monkeypatch.setattr(Lake, "write", write)
+    with pytest.raises(DataValidationError, match=r"node_metrics-full\.csv: not ingested"):
+        ingest_file(full, lake=lake)
+    reports = ingest_paths([first, full, last], lake=lake, on_error="report")
+    assert [r.ok for r in reports] == [True, False, True]
+    assert "No space left on device" in (reports[1].error or "")
+    assert "\n" not in (reports[1].error or "")
+    assert sorted(lake.read("node_metrics")["qps_read"]) == [100.0, 102.0]
