@@ -232,3 +232,35 @@ def test_unknown_endpoint_answer_lists_the_known_names(base: str) -> None:
 def test_unknown_run_is_404(base: str) -> None:
     assert httpx.get(f"{base}/v1/sync/runs/0123abcd").status_code == 404
     assert httpx.delete(f"{base}/v1/sync/runs/0123abcd", headers=AUTH).status_code == 404
+
+
+def test_a_host_path_target_is_reached_only_as_configured(empty_registry: Path) -> None:
+    """The executor gets the endpoint's host:path, rsync, and the endpoint's link as replica."""
+    from serving.http.metrics import ServiceMetrics
+    from serving.http.schemas import SyncRunRequest
+    from serving.http.services.sync_runs import SyncRunManager
+
+    source = empty_registry / "outbox"
+    source.mkdir(exist_ok=True)
+    settings = with_endpoints(
+        make_settings(empty_registry),
+        {
+            "outbox": {"path": str(source)},
+            "eu": {"path": "sync@replica-eu:/srv/db/segments", "role": "target", "link": "eu-west"},
+        },
+    )
+    manager = SyncRunManager(settings, ServiceMetrics())
+    body = SyncRunRequest(source="outbox", target="eu", transport="rsync", segment_pattern="o-*")
+    request, key = manager.plan(body)
+    assert (request.source, request.target, key) == (
+        source.resolve(),
+        "sync@replica-eu:/srv/db/segments",
+        "sync@replica-eu:/srv/db/segments",
+    )
+    assert (request.transport, request.replica, request.delete, request.rsh) == (
+        "rsync",
+        "eu-west",
+        False,
+        None,
+    )
+    assert request.segment_pattern == "o-*"
