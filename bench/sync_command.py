@@ -12,7 +12,7 @@ repeats; figures are medians of wall-clock seconds:
 
 rsync gets ``--stats`` (for the bytes sent), the command ``--json`` (for its run's own
 seconds and bytes). The command's start-up and exit are its wall time minus its run's time;
-:func:`where_time_goes` breaks one unlimited run down further (imports, run phases).
+:func:`where_time_goes` breaks the runs down further (imports, phases of each link's run).
 """
 
 from __future__ import annotations
@@ -229,10 +229,15 @@ def bench_set(cs: ChangeSet, root: Path, settings: Settings, repeats: int) -> di
         out["contenders"][c.name] = row
     wall = {name: row["wall_s"] for name, row in out["contenders"].items()}
     for link, tag, goal in ((UNLIMITED, "", 1.2), (LIMITED, "_bw", 1.0)):
-        rsync_s = wall["rsync_a" if link == UNLIMITED else "rsync_nwf_bw"]
+        base = "rsync_a" if link == UNLIMITED else "rsync_nwf_bw"
+        rsync_s = wall[base]
         command = round(wall[f"replicast_cmd{tag}"] / rsync_s, 3)
+        pairs = zip(runs[f"replicast_cmd{tag}"], runs[base], strict=True)
+        paired = [c["wall_s"] / r["wall_s"] for c, r in pairs]
         out["ratios"][link] = {
             "command_vs_rsync": command,
+            # the same repeat's two runs (seconds apart, under the same load), median
+            "command_vs_rsync_paired": round(statistics.median(paired), 3),
             "in_process_vs_rsync": round(wall[f"replicast_inproc{tag}"] / rsync_s, 3),
             "goal": goal,
             "met": command <= goal,
