@@ -7,6 +7,12 @@ fsynced, renamed over the old file and the directory fsynced. A crash leaves
 the old partition or the new one, never half of each; the same rows written
 twice give the same lake. Pages carry checksums and reads verify them, so a
 flipped byte is an error, not a wrong number.
+
+Writers of a dataset hold its lock (``<dataset>/.lock``, ``flock``) for the
+whole merge; :meth:`Lake.clean_temp` removes a crashed writer's temp files only
+under that lock, so it never deletes the temp file of a writer in flight. New
+directories (the root, a dataset, a ``date=`` partition) are fsynced into
+their parent when made.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from forecasting.durable import TMP_SUFFIX, atomic_write
+from forecasting.durable import TMP_SUFFIX, atomic_write, make_dirs_durable
 from forecasting.errors import DataValidationError
 from forecasting.schemas import dedupe_key
 
@@ -69,22 +75,34 @@ class Lake:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir())
 
     def clean_temp(self) -> int:
-        """Remove temp files left by a crashed writer (``durable.TMP_SUFFIX``); returns how many."""
+        """Remove temp files left by crashed writers (``durable.TMP_SUFFIX``); returns how many.
+
+        Each dataset is cleaned under its writers' lock, taken without waiting:
+        a dataset whose lock is held has a writer in flight, and its temp files
+        are that writer's; it is skipped (the next clean-up gets its leftovers).
+        """
         removed = 0
-        if self.root.is_dir():
-            for tmp in self.root.rglob(f"*{TMP_SUFFIX}"):
-                tmp.unlink(missing_ok=True)
-                removed += 1
+        for dataset in self.datasets():
+            with self._locked(dataset, wait=False) as held:
+                if held:
+                    for tmp in self.path(dataset).rglob(f"*{TMP_SUFFIX}"):
+                        tmp.unlink(missing_ok=True)
+                        removed += 1
         return removed
 
     @contextmanager
-    def _locked(self, dataset: str) -> Iterator[None]:
+    def _locked(self, dataset: str, *, wait: bool = True) -> Iterator[bool]:
+        """Hold ``dataset``'s writer lock; yields False if ``wait`` is off and it is taken."""
         directory = self.path(dataset)
-        directory.mkdir(parents=True, exist_ok=True)
+        make_dirs_durable(directory)
         with open(directory / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                yield
+                fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # LOCK_NB and another process holds it
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
