@@ -24,14 +24,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from forecasting.durable import TMP_SUFFIX, atomic_write, make_dirs_durable
 from forecasting.errors import DataValidationError
 from forecasting.schemas import dedupe_key
+
+if TYPE_CHECKING:  # pandas loads only in the methods that take or give frames
+    import pandas as pd
 
 _NAMESPACE = uuid.UUID("6f1c2d55-5a63-4a5e-9a57-0c8f3f2b9e11")
 
@@ -50,13 +54,19 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> None:
         pq.write_table(table, fh, compression="zstd", write_page_checksum=True)
 
 
-def read_parquet_verified(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read a Parquet file, verifying page checksums; a corrupt file names itself."""
+def read_table_verified(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """Read a Parquet file as an Arrow table, verifying page checksums; a corrupt file
+    names itself."""
     try:
-        table = pq.read_table(path, columns=columns, page_checksum_verification=True)
+        table: pa.Table = pq.read_table(path, columns=columns, page_checksum_verification=True)
     except (OSError, pa.ArrowException) as exc:
         raise DataValidationError(f"{path}: unreadable or corrupt Parquet file: {exc}") from exc
-    frame: pd.DataFrame = table.to_pandas()  # pyarrow is untyped
+    return table
+
+
+def read_parquet_verified(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a Parquet file, verifying page checksums; a corrupt file names itself."""
+    frame: pd.DataFrame = read_table_verified(path, columns).to_pandas()  # pyarrow is untyped
     return frame
 
 
@@ -115,6 +125,8 @@ class Lake:
 
         ``frame`` must have a timezone-aware ``ts`` column; it is stored in UTC.
         """
+        import pandas as pd
+
         if "ts" not in frame.columns:
             raise DataValidationError(f"{dataset}: frame has no 'ts' column")
         if frame.empty:
@@ -143,12 +155,53 @@ class Lake:
                 total += len(merged)
         return WriteResult(dataset, len(frame), days.nunique(), total)
 
+    def write_table(
+        self, dataset: str, table: pa.Table, key: list[str] | None = None
+    ) -> WriteResult:
+        """:meth:`write` without pandas, for an Arrow table: the same partition files, lock,
+        atomic rewrite and dedupe (the last row of each key wins; rows sorted by ``ts``, then
+        the rest of the key).
+
+        ``table`` must have a timezone-aware ``ts`` column; it is stored in UTC (ns, as
+        :meth:`write` stores it).
+        """
+        if "ts" not in table.column_names:
+            raise DataValidationError(f"{dataset}: table has no 'ts' column")
+        if table.num_rows == 0:
+            return WriteResult(dataset, 0, 0, 0)
+        ts_type = table.schema.field("ts").type
+        if not pa.types.is_timestamp(ts_type) or ts_type.tz is None:
+            raise DataValidationError(f"{dataset}: 'ts' must be timezone-aware (UTC)")
+        ts = table["ts"].cast(pa.timestamp("ns", "UTC"))
+        table = table.set_column(table.schema.get_field_index("ts"), "ts", ts)
+        key = key or dedupe_key(dataset)
+        missing = [k for k in key if k not in table.column_names]
+        if missing:
+            raise DataValidationError(f"{dataset}: key column(s) {missing} missing from table")
+        days = ts.cast(pa.timestamp("ns")).cast(pa.date32(), safe=False)  # the UTC day
+        unique_days = sorted(pc.unique(days).to_pylist())
+        total = 0
+        with self._locked(dataset):
+            for day in unique_days:
+                part = table.filter(pc.equal(days, pa.scalar(day, pa.date32())))
+                target = self._partition_file(dataset, day)
+                if target.exists():
+                    part = pa.concat_tables(
+                        [read_table_verified(target), part], promote_options="permissive"
+                    )
+                merged = _keep_last(part, key, sort_by=key[::-1][:1] + key[:-1])
+                write_parquet_atomic(merged, target)
+                total += merged.num_rows
+        return WriteResult(dataset, table.num_rows, len(unique_days), total)
+
     def partitions(
         self, dataset: str, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None
     ) -> list[Path]:
         directory = self.path(dataset)
         if not directory.is_dir():
             return []
+        if start is not None or end is not None:
+            import pandas as pd
         out = []
         for part_dir in sorted(directory.glob("date=*")):
             day = date.fromisoformat(part_dir.name.removeprefix("date="))
@@ -167,6 +220,8 @@ class Lake:
         columns: list[str] | None = None,
     ) -> pd.DataFrame:
         """Rows of ``dataset`` with ``start <= ts < end`` (either bound optional)."""
+        import pandas as pd
+
         start = _utc(start)
         end = _utc(end)
         files = self.partitions(dataset, start, end)
@@ -185,5 +240,21 @@ class Lake:
 def _utc(value: pd.Timestamp | str | None) -> pd.Timestamp | None:
     if value is None:
         return None
+    import pandas as pd
+
     stamp = pd.Timestamp(value)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _keep_last(table: pa.Table, key: list[str], sort_by: list[str]) -> pa.Table:
+    """The last row of each ``key`` (in table order), stably sorted on ``sort_by``
+    (pandas' ``drop_duplicates(keep="last")`` then ``sort_values(kind="stable")``)."""
+    rows = pa.array(range(table.num_rows), pa.int64())
+    last = (
+        table.select(key)
+        .append_column("__row", rows)
+        .group_by(key, use_threads=False)
+        .aggregate([("__row", "max")])["__row_max"]
+    )
+    kept = table.take(last.take(pc.sort_indices(last)))  # in table order
+    return kept.take(pc.sort_indices(kept, sort_keys=[(c, "ascending") for c in sort_by]))
