@@ -138,10 +138,10 @@ class SyncEndpoint(BaseModel):
 def is_this_host(host: str) -> bool:
     """Whether ssh to ``host`` reaches this machine (loopback, unspecified, its own name)."""
     bare = host.strip("[]").lower().rstrip(".")
-    own = {socket.gethostname().lower(), socket.getfqdn().lower()}
-    if bare in _LOOPBACK_NAMES or bare.endswith(".localhost") or bare in own:
+    own = socket.gethostname().lower()  # no DNS lookup: settings load stays offline
+    if bare in _LOOPBACK_NAMES or bare.endswith(".localhost") or bare == own:
         return True
-    if bare in {n.split(".")[0] for n in own}:
+    if bare == own.split(".")[0] or bare.split(".")[0] == own:
         return True
     try:
         ip = ipaddress.ip_address(bare)

@@ -264,3 +264,14 @@ def test_a_host_path_target_is_reached_only_as_configured(empty_registry: Path) 
         None,
     )
     assert request.segment_pattern == "o-*"
+
+
+def test_with_no_endpoints_every_run_is_refused_with_the_way_out(empty_registry: Path) -> None:
+    from forecasting.errors import DataValidationError
+    from serving.http.metrics import ServiceMetrics
+    from serving.http.schemas import SyncRunRequest
+    from serving.http.services.sync_runs import SyncRunManager
+
+    manager = SyncRunManager(make_settings(empty_registry), ServiceMetrics())
+    with pytest.raises(DataValidationError, match=r"known endpoints: none: configure"):
+        manager.plan(SyncRunRequest(source="a", target="b"))

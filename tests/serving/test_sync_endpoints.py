@@ -7,6 +7,7 @@ this machine.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,7 @@ def test_the_refusal_does_not_echo_the_api_token(
 )
 def test_is_this_host(host: str, local: bool) -> None:
     assert is_this_host(host) is local
+
+
+def test_this_machines_own_name_is_this_host() -> None:
+    assert is_this_host(socket.gethostname())

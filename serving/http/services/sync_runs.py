@@ -109,9 +109,10 @@ class SyncRunManager:
         endpoints = self.settings.sync.endpoints
         endpoint = endpoints.get(name)
         if endpoint is None:
+            known = sorted(endpoints) or "none: configure [sync.endpoints.<name>] in the settings"
             raise DataValidationError(
-                f"{field_name}: unknown sync endpoint {name!r}; known endpoints: "
-                f"{sorted(endpoints)} (settings sync.endpoints)"
+                f"{field_name}: unknown sync endpoint {name!r}; known endpoints: {known} "
+                "(settings sync.endpoints)"
             )
         fits = endpoint.is_source if field_name == "source" else endpoint.is_target
         if not fits:
