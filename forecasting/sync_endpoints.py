@@ -3,7 +3,7 @@
 Settings declare them (``[sync.endpoints.<name>]``); a request names them and never
 carries a path or a host. An endpoint is a local directory or ``host:/path`` (rsync
 over ssh). None may be, contain or lie inside replicast's own state (the data dir,
-the lake, the MLflow store, the model artifacts): :func:`check_clear_of` refuses it.
+the lake, the MLflow store, the model artifacts): :meth:`SyncConfig.check` refuses it.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ _REMOTE_RE = re.compile(
     r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
     r":(?P<path>.*)$"
 )
+_REMOTE_PATH_RE = re.compile(r"^[A-Za-z0-9._/+=,@%~-]+$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
@@ -77,6 +78,11 @@ class SyncEndpoint(BaseModel):
             raise ValueError(f"{value!r}: the remote path must be absolute (host:/path)")
         if ".." in remote.split("/"):
             raise ValueError(f"{value!r}: '..' is refused in the remote path")
+        if not _REMOTE_PATH_RE.match(remote):
+            raise ValueError(
+                f"{value!r}: the remote path may use letters, digits and . _ / + = , @ % ~ - "
+                "only (the remote shell would interpret anything else)"
+            )
         user = f"{match['user']}@" if match["user"] else ""
         return f"{user}{match['host']}:{posixpath.normpath(remote)}"
 

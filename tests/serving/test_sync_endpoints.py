@@ -125,6 +125,8 @@ def test_a_host_path_reaching_this_machine_is_checked_like_a_local_path(
         ('path = ":/srv"\nrole = "target"', "path", "host:/absolute/path"),
         ('path = "-oProxyCommand=touch /tmp/pwn:/srv"\nrole = "target"', "path", "host:/abs"),
         ('path = "db2:/srv/../etc"\nrole = "target"', "path", "'..'"),
+        ('path = "db2:/srv/$(reboot)"\nrole = "target"', "path", "remote shell"),
+        ('path = "db2:/srv/a b;rm"\nrole = "target"', "path", "remote shell"),
         ('path = "/srv/a\\nb"', "path", "control characters"),
         ('path = ""', "path", "empty"),
         ('path = "db2:/srv/x"', "ep", "can only be a target"),
