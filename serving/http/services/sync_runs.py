@@ -27,6 +27,7 @@ from forecasting.sync_endpoints import SyncEndpoint, clash_with
 from serving.http.metrics import ServiceMetrics
 
 if TYPE_CHECKING:
+    from replication.request import SyncRequest
     from serving.http.schemas import SyncRunRequest
 
 logger = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ class SyncRunManager:
             )
         return endpoint
 
-    def plan(self, body: SyncRunRequest) -> tuple[Any, str]:
+    def plan(self, body: SyncRunRequest) -> tuple[SyncRequest, str]:
         """The executor's request for ``body`` and the target's conflict key.
 
         Raises:
