@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import fcntl
 import uuid
+from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,6 +38,8 @@ from forecasting.schemas import dedupe_key
 if TYPE_CHECKING:  # pandas loads only in the methods that take or give frames
     import pandas as pd
 
+_EPOCH = date(1970, 1, 1)
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
 _NAMESPACE = uuid.UUID("6f1c2d55-5a63-4a5e-9a57-0c8f3f2b9e11")
 
 
@@ -56,9 +59,11 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> None:
 
 def read_table_verified(path: Path, columns: list[str] | None = None) -> pa.Table:
     """Read a Parquet file as an Arrow table, verifying page checksums; a corrupt file
-    names itself."""
+    names itself. (One file through ``ParquetFile``: ``pq.read_table`` would load
+    ``pyarrow.dataset``, which imports pandas.)"""
     try:
-        table: pa.Table = pq.read_table(path, columns=columns, page_checksum_verification=True)
+        with pq.ParquetFile(path, page_checksum_verification=True) as parquet:
+            table: pa.Table = parquet.read(columns=columns)
     except (OSError, pa.ArrowException) as exc:
         raise DataValidationError(f"{path}: unreadable or corrupt Parquet file: {exc}") from exc
     return table
@@ -178,13 +183,17 @@ class Lake:
         missing = [k for k in key if k not in table.column_names]
         if missing:
             raise DataValidationError(f"{dataset}: key column(s) {missing} missing from table")
-        days = ts.cast(pa.timestamp("ns")).cast(pa.date32(), safe=False)  # the UTC day
-        unique_days = sorted(pc.unique(days).to_pylist())
+        # rows by UTC day (days since the epoch), in Python: pyarrow's conversions of Python
+        # values (pa.array, pa.scalar) and its group_by import pandas
+        days: dict[int, list[int]] = {}
+        epoch_days = ts.cast(pa.timestamp("ns")).cast(pa.date32(), safe=False).cast(pa.int32())
+        for row, day in enumerate(epoch_days.to_pylist()):
+            days.setdefault(day, []).append(row)
         total = 0
         with self._locked(dataset):
-            for day in unique_days:
-                part = table.filter(pc.equal(days, pa.scalar(day, pa.date32())))
-                target = self._partition_file(dataset, day)
+            for day, rows in sorted(days.items()):
+                part = table.take(_int64s(rows))
+                target = self._partition_file(dataset, _EPOCH + timedelta(days=day))
                 if target.exists():
                     part = pa.concat_tables(
                         [read_table_verified(target), part], promote_options="permissive"
@@ -192,7 +201,7 @@ class Lake:
                 merged = _keep_last(part, key, sort_by=key[::-1][:1] + key[:-1])
                 write_parquet_atomic(merged, target)
                 total += merged.num_rows
-        return WriteResult(dataset, table.num_rows, len(unique_days), total)
+        return WriteResult(dataset, table.num_rows, len(days), total)
 
     def partitions(
         self, dataset: str, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None
@@ -249,12 +258,50 @@ def _utc(value: pd.Timestamp | str | None) -> pd.Timestamp | None:
 def _keep_last(table: pa.Table, key: list[str], sort_by: list[str]) -> pa.Table:
     """The last row of each ``key`` (in table order), stably sorted on ``sort_by``
     (pandas' ``drop_duplicates(keep="last")`` then ``sort_values(kind="stable")``)."""
-    rows = pa.array(range(table.num_rows), pa.int64())
-    last = (
-        table.select(key)
-        .append_column("__row", rows)
-        .group_by(key, use_threads=False)
-        .aggregate([("__row", "max")])["__row_max"]
-    )
-    kept = table.take(last.take(pc.sort_indices(last)))  # in table order
+    columns = [_comparable(table[k]).to_pylist() for k in key]
+    last = {values: row for row, values in enumerate(zip(*columns, strict=True))}
+    kept = table.take(_int64s(sorted(last.values())))
     return kept.take(pc.sort_indices(kept, sort_keys=[(c, "ascending") for c in sort_by]))
+
+
+def _comparable(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Timestamps as int64 (``to_pylist`` of nanosecond timestamps needs pandas)."""
+    return column.cast(pa.int64()) if pa.types.is_timestamp(column.type) else column
+
+
+def _int64s(values: list[int]) -> pa.Array:
+    """An int64 array built from its buffer (``pa.array`` of Python values imports pandas)."""
+    data = array("q", values)
+    return pa.Array.from_buffers(pa.int64(), len(data), [None, pa.py_buffer(data)])
+
+
+def table_from_rows(rows: list[dict[str, Any]]) -> pa.Table:
+    """An Arrow table of ``rows`` (same keys; values str, bool, int, float or timezone-aware
+    datetime, stored as ns UTC) built without pandas, as :meth:`Lake.write_table` takes it."""
+    return pa.table({name: _column(name, [row[name] for row in rows]) for name in rows[0]})
+
+
+def _column(name: str, values: list[Any]) -> pa.Array:
+    """One column of :func:`table_from_rows`, from its buffers."""
+    kinds = {type(v) for v in values}
+    if kinds <= {str}:
+        data = [v.encode() for v in values]
+        offsets = array("i", [0])
+        for item in data:
+            offsets.append(offsets[-1] + len(item))
+        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))]
+        return pa.Array.from_buffers(pa.string(), len(values), buffers)
+    if kinds <= {bool}:
+        bits = bytearray((len(values) + 7) // 8)
+        for i, v in enumerate(values):
+            bits[i // 8] |= bool(v) << (i % 8)
+        return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+    if kinds <= {int}:
+        return _int64s(values)
+    if kinds <= {int, float}:
+        data = array("d", values)
+        return pa.Array.from_buffers(pa.float64(), len(data), [None, pa.py_buffer(data)])
+    if kinds <= {datetime} and all(v.tzinfo is not None for v in values):
+        micros = [(v - _EPOCH_UTC) // timedelta(microseconds=1) for v in values]
+        return _int64s([m * 1000 for m in micros]).view(pa.timestamp("ns", "UTC"))
+    raise DataValidationError(f"column {name!r}: unsupported values {sorted(map(str, kinds))}")

@@ -1,4 +1,4 @@
-"""Appends a finished run to the ``sync_runs`` lake dataset."""
+"""Appends a finished run to the ``sync_runs`` lake dataset (pyarrow only: no pandas)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from replication.request import SyncResult
 
 def record_run(lake_dir: Path, result: SyncResult) -> None:
     """Write ``result`` as one ``sync_runs`` row (idempotent on ``run_id``)."""
-    import pandas as pd
+    from forecasting.lake import Lake, table_from_rows
 
-    from forecasting.lake import Lake
-
-    Lake(lake_dir).write("sync_runs", pd.DataFrame([result.to_row()]))
+    Lake(lake_dir).write_table("sync_runs", table_from_rows([result.to_row()]))

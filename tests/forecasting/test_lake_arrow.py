@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from forecasting.errors import DataValidationError
-from forecasting.lake import Lake
+from forecasting.lake import Lake, table_from_rows
 
 
 def _frame(n: int = 6, value: float = 1.0, start: str = "2026-01-01 22:00") -> pd.DataFrame:
@@ -76,3 +77,22 @@ def test_write_table_refuses_naive_ts_and_missing_keys(tmp_path: Path) -> None:
 def test_importing_the_lake_loads_no_pandas() -> None:
     code = "import sys, forecasting.lake; assert 'pandas' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_rows_give_the_table_pandas_gives(tmp_path: Path) -> None:
+    row = {
+        "ts": datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        "run_id": "r1",
+        "state": "finished",
+        "bytes_sent": 12,
+        "seconds": 1.5,
+        "ok": True,
+    }
+    got_frame, got_table = Lake(tmp_path / "f"), Lake(tmp_path / "t")
+    got_frame.write("sync_runs", pd.DataFrame([row]))
+    got_table.write_table("sync_runs", table_from_rows([row, {**row, "run_id": "r2"}]))
+    one = got_table.read("sync_runs")
+    pd.testing.assert_frame_equal(one.iloc[:1], got_frame.read("sync_runs"))
+    assert one["run_id"].tolist() == ["r1", "r2"]
+    with pytest.raises(DataValidationError, match="unsupported"):
+        table_from_rows([{"ts": datetime(2026, 1, 2), "x": 1}])  # naive

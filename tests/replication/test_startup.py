@@ -48,3 +48,36 @@ assert result.order_note.startswith("no priority_queue"), result.order_note
 """
     loaded = _loaded_after(code, tmp_path)
     assert loaded.isdisjoint(HEAVY), sorted(loaded.intersection(HEAVY))
+
+
+def test_a_run_with_a_priority_queue_and_its_record_loads_no_pandas(tmp_path: Path) -> None:
+    """The queue is read, and the ``sync_runs`` row written, with pyarrow alone."""
+    import pandas as pd
+
+    from forecasting.lake import Lake
+
+    make_tree(tmp_path / "src", {"a/x.db": 5_000, "b/y.db": 3_000})
+    lake_dir = tmp_path / "var" / "lake"
+    origin = pd.Timestamp("2026-01-02T10:00Z")
+    queue = pd.DataFrame(
+        {"ts": [origin] * 2, "origin": [origin] * 2, "cluster": "c", "replica": "r",
+         "segment": ["b", "a"], "rank": [1, 2]}
+    )  # fmt: skip
+    Lake(lake_dir).write("priority_queue", queue)
+    code = f"""
+from pathlib import Path
+from forecasting.settings import Settings
+from replication.executor import run_sync
+from replication.request import SyncRequest
+settings = Settings(data_dir=Path({str(tmp_path / "var")!r}))
+result = run_sync(SyncRequest(source=Path({str(tmp_path / "src")!r}),
+                              target={str(tmp_path / "dst")!r}, cluster="c", replica="r"),
+                  settings=settings)
+assert result.state == "finished", result
+assert [s.name for s in result.segments] == ["b", "a"], result.segments
+"""
+    loaded = _loaded_after(code, tmp_path)
+    assert "pandas" not in loaded
+    runs = Lake(lake_dir).read("sync_runs")
+    assert len(runs) == 1 and runs["state"].tolist() == ["finished"]
+    assert str(runs["ts"].dtype) == "datetime64[ns, UTC]"
