@@ -44,9 +44,8 @@ from croniter import CroniterError, croniter
 from forecasting.errors import ConfigError, ReplicastError
 from forecasting.lake import Lake
 from forecasting.settings import Settings
-from pipelines.job_runs import JOB_RUNS, JobRun, record_run  # noqa: F401  JOB_RUNS: re-export for serving/cli/jobs.py
+from pipelines.job_runs import JobRun, record_run
 from pipelines.jobs import JOBS, Job, get_job
-from pipelines.signals import stop_on_signals  # noqa: F401  re-export for serving/cli/jobs.py
 
 logger = logging.getLogger(__name__)
 

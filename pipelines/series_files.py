@@ -25,7 +25,6 @@ import pandas as pd
 
 from forecasting.errors import DataValidationError
 from forecasting.forecaster import SERIES, TS, Y
-from forecasting.jsonio import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -225,8 +224,3 @@ def freq_alias(freq: pd.Timedelta) -> str:
     if minutes % 60 == 0:
         return f"{int(minutes // 60)}h"
     return f"{int(minutes)}min"
-
-
-def write_json_atomic(document: dict, path: Path) -> None:
-    """``forecasting.jsonio.write_json(path, document)``; kept for ``serving/cli/backtest.py``."""
-    write_json(path, document)

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from forecasting.lake import Lake
 from forecasting.settings import get_settings
-from pipelines.schedule import JOB_RUNS, JobRun, job_lock, lock_path, record_run
+from pipelines.job_runs import JOB_RUNS, JobRun, record_run
+from pipelines.schedule import job_lock, lock_path
 from serving.cli import app
 from serving.cli.jobs import EXIT_LOCKED
 from tests.conftest import SAMPLE_DIR
