@@ -62,8 +62,12 @@ EARLIEST = pd.Timestamp("2000-01-01", tz="UTC")
 FUTURE_TOLERANCE = pd.Timedelta(days=1)
 QUARANTINE_COLUMNS = list(dict.fromkeys([*QUARANTINE.names, "quarantined_at"]))
 
+_CONTROL = r"[\x00-\x1f\x7f]"
 _AWARE = r"\d{2}:\d{2}(?::\d{2})?(?:[.,]\d+)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
 _NUMBER = r"^[+-]?\d+(?:\.\d*)?$"
+_YEAR = r"^\s*(\d{4,})-\d\d-\d\d"
+#: The years a ``datetime64[ns]`` holds whole.
+_FIRST_YEAR, _LAST_YEAR = 1678, 2261
 
 
 @dataclass(frozen=True)
@@ -402,12 +406,23 @@ def _check_ts(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Series]]:
         reasons.append(_reason(missing, f"{col.name}: missing value"))
     bad = typed.isna() & ~missing
     if bad.any():
-        reasons.append(
-            col.name
-            + ": unparseable timestamp "
-            + _shown(raw[bad])
-            + " (use ISO 8601, e.g. 2026-01-31T13:00:00Z, or epoch seconds)"
-        )
+        year = pd.to_numeric(raw[bad].astype(str).str.extract(_YEAR, expand=False), errors="coerce")
+        far = (year < _FIRST_YEAR) | (year > _LAST_YEAR)
+        if far.any():
+            reasons.append(
+                col.name
+                + ": "
+                + _shown(raw[bad][far])
+                + f" is far out of range (years {_FIRST_YEAR}..{_LAST_YEAR} only)"
+            )
+        unparsed = bad[bad].index[~far.to_numpy(bool)]
+        if len(unparsed):
+            reasons.append(
+                col.name
+                + ": unparseable timestamp "
+                + _shown(raw[unparsed])
+                + " (use ISO 8601, e.g. 2026-01-31T13:00:00Z, or epoch seconds)"
+            )
     return typed, reasons
 
 
@@ -515,7 +530,20 @@ def _check_text(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Series]
             reasons.append(
                 col.name + ": " + _shown(raw[wrong]) + f" is not one of {'|'.join(col.choices)}"
             )
+    else:
+        control = pd.Series(values, dtype=object).str.contains(_CONTROL, regex=True, na=False)
+        flagged = control.to_numpy(bool)[codes]
+        if flagged.any():
+            escaped = raw[flagged].astype(object).map(_escaped)
+            reasons.append(
+                col.name + ": " + _shown(escaped) + " holds a control character (NUL, tab, ...)"
+            )
     return typed, reasons
+
+
+def _escaped(value: object) -> str:
+    """``value`` as text with control characters written as escapes (``\\x00``)."""
+    return str(value).encode("unicode_escape").decode("ascii")
 
 
 def _arrow_backed(raw: pd.Series) -> bool:

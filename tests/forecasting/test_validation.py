@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -8,7 +9,7 @@ import pytest
 
 from forecasting.errors import DataValidationError
 from forecasting.schemas import NODE_METRICS, SEGMENT_ACCESS
-from forecasting.validation import QUARANTINE_COLUMNS, Validator, validate
+from forecasting.validation import QUARANTINE_COLUMNS, TimeBounds, Validator, validate
 
 NOW = pd.Timestamp("2026-03-01 12:00", tz="UTC")
 
@@ -52,6 +53,9 @@ def _check(bad: dict[str, str | None]) -> tuple[pd.DataFrame, pd.DataFrame]:
         ({"role": "master"}, "role: 'master' is not one of primary|replica"),
         ({"ts": "31/01/2026 10:00"}, "ts: unparseable timestamp '31/01/2026 10:00'"),
         ({"ts": None}, "ts: missing value"),
+        ({"ts": "2199-01-01T00:00Z"}, "ts: '2199-01-01T00:00Z' is in the future (after 2026-03-"),
+        ({"ts": "9999-12-31"}, "ts: '9999-12-31' is far out of range (years 1678..2261 only)"),
+        ({"node": "n\x001"}, "node: 'n\\x001' holds a control character"),
     ],
     ids=[
         "missing",
@@ -64,6 +68,9 @@ def _check(bad: dict[str, str | None]) -> tuple[pd.DataFrame, pd.DataFrame]:
         "bad-role",
         "bad-ts",
         "missing-ts",
+        "future-ts",
+        "out-of-range-ts",
+        "nul-in-text",
     ],
 )
 def test_each_kind_of_bad_row_is_quarantined_with_its_reason(
@@ -219,3 +226,25 @@ def test_zero_and_implausibly_early_timestamps_are_quarantined() -> None:
     out = validate(pd.DataFrame(rows), NODE_METRICS, source="z.csv")
     assert len(out.good) == 1
     assert out.quarantined["reason"].str.contains("is before 2000-01-01").all()
+
+
+def test_the_future_bound_follows_the_injected_clock_and_tolerance() -> None:
+    rows = [_good_row(0, ts="2026-03-01T13:00Z"), _good_row(1, ts="2026-03-02T13:00Z")]
+    default = validate(pd.DataFrame(rows), NODE_METRICS, source="f.csv", now=NOW)
+    assert len(default.good) == 1
+    assert default.quarantined["row"].tolist() == [2]
+    assert "(after 2026-03-02T12:00Z, now + 1 day;" in default.quarantined["reason"].iloc[0]
+    strict = TimeBounds(future_tolerance=timedelta(0))
+    out = validate(pd.DataFrame(rows), NODE_METRICS, source="f.csv", now=NOW, bounds=strict)
+    assert out.good.empty
+    later = validate(pd.DataFrame(rows), NODE_METRICS, source="f.csv", now=NOW + pd.Timedelta("2D"))
+    assert len(later.good) == 2
+
+
+def test_times_outside_the_bounds_are_filed_under_the_epoch() -> None:
+    """No quarantine row is filed under a far-off day (the lake partitions by ``ts``)."""
+    rows = [_good_row(0, ts="2199-01-01"), _good_row(1, ts="2001-06-01"), _good_row(2)]
+    floor = TimeBounds(floor=datetime(2005, 1, 1, tzinfo=UTC))
+    out = validate(pd.DataFrame(rows), NODE_METRICS, source="b.csv", now=NOW, bounds=floor)
+    assert out.quarantined["ts"].tolist() == [pd.Timestamp(0, tz="UTC")] * 2
+    assert out.quarantined["reason"].iloc[1].startswith("ts: '2001-06-01' is before 2005-01-01")
