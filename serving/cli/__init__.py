@@ -8,8 +8,9 @@ defines its commands on ``app``, a :class:`typer.Typer` of its own.
 
 from __future__ import annotations
 
+import functools
 import importlib
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -96,7 +97,25 @@ def load_command(name: str) -> Any:
     group = typer.main.get_group(module.app)
     command = group.commands[name]
     command.name = name
+    command.invoke = _with_logging(command.invoke)  # type: ignore[method-assign]
     return command
+
+
+def _with_logging(invoke: Any) -> Any:
+    """``command.invoke``, configuring the logs first: only a command that runs pays for
+    that (``replicast CMD --help`` exits while its options are parsed, before invoke)."""
+
+    @functools.wraps(invoke)
+    def run(ctx: Any) -> Any:
+        from serving.logs import configure_logging
+
+        params = ctx.find_root().params
+        configure_logging(
+            str(params.get("log_level") or "INFO").upper(), json=params.get("log_json")
+        )
+        return invoke(ctx)
+
+    return run
 
 
 app = typer.Typer(
@@ -116,15 +135,18 @@ app = typer.Typer(
 
 @app.callback()
 def _root(
-    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
-    log_json: bool | None = typer.Option(
-        None, "--log-json/--log-text", help="JSON log lines (default when stderr is not a TTY)."
-    ),
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")
+    ] = "INFO",
+    log_json: Annotated[
+        bool | None,
+        typer.Option(
+            "--log-json/--log-text", help="JSON log lines (default when stderr is not a TTY)."
+        ),
+    ] = None,
 ) -> None:
     """Forecast load, size nodes, replicate hot segments first."""
-    from serving.logs import configure_logging
-
-    configure_logging(log_level.upper(), json=log_json)
+    # the options are read by the command that runs (see _with_logging)
 
 
 def main() -> None:

@@ -7,15 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from forecasting import jsonio
-from forecasting.settings import get_settings
-from forecasting.units import parse_rate, parse_size
 from serving.cli.errors import handle_errors
 from serving.cli.render import console, human_bytes, progress
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from replication.progress import ProgressSnapshot
     from replication.request import OrderName, SyncResult, TransportName
 
@@ -23,6 +21,8 @@ app = typer.Typer(add_completion=False)
 
 
 def _table(result: SyncResult) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"sync {result.run_id}: {result.state}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -112,7 +112,10 @@ def sync(
     ] = None,
 ) -> None:
     """Replicate SOURCE to TARGET segment by segment, hottest first, safely and resumably."""
-    # deferred: the executor and its transports are not needed for --help
+    # deferred: settings, sizes and the executor are not needed for --help
+    from forecasting import jsonio
+    from forecasting.settings import get_settings
+    from forecasting.units import parse_rate, parse_size
     from replication.executor import run_sync
     from replication.request import SyncRequest
 
