@@ -18,6 +18,7 @@ their parent when made.
 from __future__ import annotations
 
 import fcntl
+import logging
 import uuid
 from array import array
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ from forecasting.schemas import dedupe_key
 if TYPE_CHECKING:  # pandas loads only in the methods that take or give frames
     import pandas as pd
 
+logger = logging.getLogger(__name__)
 _EPOCH = date(1970, 1, 1)
 _EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
 _NAMESPACE = uuid.UUID("6f1c2d55-5a63-4a5e-9a57-0c8f3f2b9e11")
@@ -95,14 +97,19 @@ class Lake:
         Each dataset is cleaned under its writers' lock, taken without waiting:
         a dataset whose lock is held has a writer in flight, and its temp files
         are that writer's; it is skipped (the next clean-up gets its leftovers).
+        A dataset that cannot be locked (read-only lake) is skipped too: the
+        next write there fails and says why.
         """
         removed = 0
         for dataset in self.datasets():
-            with self._locked(dataset, wait=False) as held:
-                if held:
-                    for tmp in self.path(dataset).rglob(f"*{TMP_SUFFIX}"):
-                        tmp.unlink(missing_ok=True)
-                        removed += 1
+            try:
+                with self._locked(dataset, wait=False) as held:
+                    if held:
+                        for tmp in self.path(dataset).rglob(f"*{TMP_SUFFIX}"):
+                            tmp.unlink(missing_ok=True)
+                            removed += 1
+            except OSError as exc:
+                logger.warning("%s: temp files not cleaned: %s", self.path(dataset), exc)
         return removed
 
     @contextmanager

@@ -144,3 +144,15 @@ def test_new_directories_are_fsynced_into_their_parents(
     dataset = lake.path("segment_access")
     for made in (lake.root, dataset, dataset / "date=2026-01-01"):
         assert made.parent in synced, made
+
+
+def test_a_dataset_that_cannot_be_locked_is_not_cleaned(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake.write("segment_access", _frame())
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(lake_module, "make_dirs_durable", read_only)
+    assert lake.clean_temp() == 0
