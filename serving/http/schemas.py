@@ -463,6 +463,9 @@ class SyncRunStatus(BaseModel):
     created: datetime
     finished: datetime | None
     executor_run_id: str | None
+    worker_pid: int | None = Field(
+        default=None, description="pid of the server worker process that executes the run"
+    )
     progress: SyncProgressView | None
     result: SyncResultView | None
     errors: list[str]

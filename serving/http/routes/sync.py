@@ -1,4 +1,8 @@
-"""Sync runs: start (202 + id), status, cancel. Starting and cancelling need the token."""
+"""Sync runs: start (202 + id), status, cancel. Starting and cancelling need the token.
+
+Handlers are plain functions (run in the threadpool): they read and write the run
+store every worker shares, which may wait briefly on another worker's write.
+"""
 
 from __future__ import annotations
 
@@ -30,11 +34,12 @@ ManagerDep = Annotated[SyncRunManager, Depends(_manager)]
     summary="Start a sync run in the background",
     responses=error_responses(401, 409, 413, 422),
 )
-async def start_run(body: SyncRunRequest, manager: ManagerDep, response: Response) -> SyncRunStatus:
+def start_run(body: SyncRunRequest, manager: ManagerDep, response: Response) -> SyncRunStatus:
     """Returns at once with the run id; poll ``GET /v1/sync/runs/{id}``.
 
     ``source`` and ``target`` name endpoints of the settings (``sync.endpoints``);
-    paths and hosts are never taken from a request.
+    paths and hosts are never taken from a request. Any worker of the server answers
+    for any run; a target has one active run across all of them (409 otherwise).
     """
     run = manager.start(body)
     response.headers["Location"] = f"/v1/sync/runs/{run.run_id}"
@@ -47,7 +52,7 @@ async def start_run(body: SyncRunRequest, manager: ManagerDep, response: Respons
     summary="State, progress, bytes and errors of a sync run",
     responses=error_responses(404, 422),
 )
-async def get_run(run_id: RunId, manager: ManagerDep) -> SyncRunStatus:
+def get_run(run_id: RunId, manager: ManagerDep) -> SyncRunStatus:
     return SyncRunStatus.model_validate(manager.describe(manager.get(run_id)))
 
 
@@ -59,5 +64,5 @@ async def get_run(run_id: RunId, manager: ManagerDep) -> SyncRunStatus:
     summary="Cancel a sync run (files in flight stay old; the journal resumes next time)",
     responses=error_responses(401, 404, 422),
 )
-async def cancel_run(run_id: RunId, manager: ManagerDep) -> SyncRunStatus:
+def cancel_run(run_id: RunId, manager: ManagerDep) -> SyncRunStatus:
     return SyncRunStatus.model_validate(manager.describe(manager.cancel(run_id)))
