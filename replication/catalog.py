@@ -53,7 +53,12 @@ def segment_names(root: Path, pattern: str | None = None) -> list[str]:
 
 
 def scan_segment(root: Path, name: str) -> Segment:
-    """List the files of one segment; a path escape or unreadable entry is the segment's error."""
+    """List the files of one segment; a path escape or unreadable entry is the segment's error.
+
+    Files come in ``os.walk`` order with sorted names (a directory's files, then its
+    subdirectories); one ``scandir`` per directory and one ``stat`` per file, paths as
+    strings (no pathlib per file: a segment may hold tens of thousands of files).
+    """
     seg = Segment(name)
     try:
         top = resolve_under(root, name, what="segment")
@@ -63,23 +68,7 @@ def scan_segment(root: Path, name: str) -> Segment:
         if not top.is_dir():
             seg.error = f"segment {name!r}: not found under the source root {root}"
             return seg
-        for dirpath, dirs, files in os.walk(root / name):
-            rel_dir = Path(dirpath).relative_to(root)
-            for d in list(dirs):
-                if Path(dirpath, d).is_symlink():
-                    resolve_under(root, (rel_dir / d).as_posix(), what="directory")
-                    log.warning(
-                        "skipping symlinked directory %s (its target is synced)", rel_dir / d
-                    )
-                    dirs.remove(d)
-            dirs.sort()
-            for fname in sorted(files):
-                if is_temp(fname):
-                    continue
-                rel = (rel_dir / fname).as_posix()
-                if Path(dirpath, fname).is_symlink():
-                    resolve_under(root, rel, what="file")
-                seg.files.append(_entry(root, rel))
+        _scan_dir(root, os.path.join(root, name), name, seg.files)
     except PathEscapeError as exc:
         seg.error = str(exc)
         seg.files.clear()
@@ -89,11 +78,42 @@ def scan_segment(root: Path, name: str) -> Segment:
     return seg
 
 
-def _entry(root: Path, rel: str) -> FileEntry:
-    st = os.stat(root / rel)
+def _scan_dir(root: Path, directory: str, rel_dir: str, out: list[FileEntry]) -> None:
+    """Append the files under ``directory`` (``rel_dir`` below ``root``) to ``out``."""
+    try:
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:  # unreadable directory: skipped, as os.walk skips it
+        return
+    subdirs = []
+    for entry in entries:
+        rel = f"{rel_dir}/{entry.name}"
+        if entry.is_symlink():
+            if entry.is_dir():  # followed: a link to a directory
+                resolve_under(root, rel, what="directory")
+                log.warning("skipping symlinked directory %s (its target is synced)", rel)
+                continue
+            if is_temp(entry.name):
+                continue
+            resolve_under(root, rel, what="file")
+            out.append(_from_stat(rel, entry.path, os.stat(entry.path)))
+        elif entry.is_dir(follow_symlinks=False):
+            subdirs.append((entry.path, rel))
+        elif not is_temp(entry.name):
+            out.append(_from_stat(rel, entry.path, entry.stat(follow_symlinks=False)))
+    for path, rel in subdirs:
+        _scan_dir(root, path, rel, out)
+
+
+def _from_stat(rel: str, path: str, st: os.stat_result) -> FileEntry:
     if not stat.S_ISREG(st.st_mode):
-        raise OSError(0, "not a regular file", str(root / rel))
+        raise OSError(0, "not a regular file", path)
     return FileEntry(rel=rel, size=st.st_size, mtime_ns=st.st_mtime_ns, mode=st.st_mode)
+
+
+def _entry(root: Path, rel: str) -> FileEntry:
+    path = os.path.join(root, rel)
+    return _from_stat(rel, path, os.stat(path))
 
 
 def build_catalog(root: Path, pattern: str | None = None) -> list[Segment]:

@@ -139,11 +139,10 @@ class DeltaEngine:
             pending = 0
             for entry in by_name[seg.name].files:
                 try:
-                    dst = resolve(entry.rel)
+                    _, dst_st = resolve.locate(entry.rel)
                 except PathEscapeError as exc:
                     self._fail(seg, entry.rel, str(exc))
                     continue
-                dst_st = _lstat(dst)
                 rec = done.get(entry.rel)
                 if not self.ctx.request.checksum and (
                     _journal_done(rec, entry, dst_st) or quick_equal(entry, dst_st)
@@ -332,14 +331,9 @@ class DeltaEngine:
         if not base.is_dir() or base.is_symlink():
             return []
         keep = {f.rel for f in seg.files}
-        out = []
-        for dirpath, dirs, files in os.walk(base):
-            rel_dir = Path(dirpath).relative_to(self.target_root)
-            for name in files + [d for d in dirs if Path(dirpath, d).is_symlink()]:
-                rel = (rel_dir / name).as_posix()
-                if rel not in keep:
-                    out.append(rel)
-        return sorted(out)
+        found: list[str] = []
+        _target_entries(str(base), seg.name, found)
+        return sorted(rel for rel in found if rel not in keep)
 
     def _extraneous_top(self) -> list[str]:
         if self.ctx.request.segment_pattern or not self.target_root.is_dir():
@@ -382,11 +376,20 @@ class DeltaEngine:
         log.info("deleted %s (absent from the source)", rel)
 
 
-def _lstat(path: Path) -> os.stat_result | None:
+def _target_entries(directory: str, rel_dir: str, out: list[str]) -> None:
+    """Append every entry under ``directory`` but the directories (symlinks to directories
+    included, not followed) to ``out``, as paths relative to the target root."""
     try:
-        return os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
+        it = os.scandir(directory)
+    except OSError:  # unreadable: skipped, as os.walk skips it
+        return
+    with it:
+        for entry in it:
+            rel = f"{rel_dir}/{entry.name}"
+            if entry.is_dir(follow_symlinks=False):
+                _target_entries(entry.path, rel, out)
+            else:
+                out.append(rel)
 
 
 def _journal_done(rec: FileRecord | None, entry: FileEntry, dst: os.stat_result | None) -> bool:

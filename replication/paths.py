@@ -100,26 +100,50 @@ class Resolver:
     """:func:`resolve_under` for many paths below one root, caching resolved directories.
 
     Each call costs one ``lstat`` of the last component (a symlink there is resolved
-    and checked in full); the directories above it are resolved once per run.
+    and checked in full); the directories above it are resolved once per run. Plain
+    relative paths (no ``.`` component, no empty one) are split as strings, without pathlib.
     """
 
     def __init__(self, root: str | os.PathLike[str], *, what: str = "path") -> None:
         self.root = Path(root).resolve()
         self.what = what
-        self._dirs: dict[str, Path] = {"": self.root, ".": self.root}
+        self._dirs: dict[str, str] = {"": str(self.root), ".": str(self.root)}
 
     def __call__(self, rel: str) -> Path:
-        pure = check_relative(rel, what=self.what)
-        parent = pure.parent.as_posix()
+        return Path(self.locate(rel)[0])
+
+    def locate(self, rel: str) -> tuple[str, os.stat_result | None]:
+        """The resolved path of ``rel`` and its ``lstat`` (None when absent), in one ``lstat``."""
+        if _plain(rel):
+            parent, _, name = rel.rpartition("/")
+        else:
+            pure = check_relative(rel, what=self.what)
+            parent, name = pure.parent.as_posix(), pure.name
         base = self._dirs.get(parent)
         if base is None:
-            base = resolve_under(self.root, parent, what=self.what)
+            base = str(resolve_under(self.root, parent, what=self.what))
             self._dirs[parent] = base
-        full = base / pure.name
-        try:
-            link = stat.S_ISLNK(os.lstat(full).st_mode)
-        except (FileNotFoundError, NotADirectoryError):
-            link = False
-        if link:
-            return resolve_under(self.root, rel, what=self.what)
-        return full
+        full = f"{base}/{name}"
+        st = _lstat(full)
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            resolved = resolve_under(self.root, rel, what=self.what)
+            return str(resolved), _lstat(resolved)
+        return full, st
+
+
+def _plain(rel: str) -> bool:
+    """No ``.``, ``..`` or empty component, no leading ``.`` or slash: the common case."""
+    return (
+        bool(rel)
+        and not rel.startswith(("/", "\\", "."))
+        and "/." not in rel
+        and "//" not in rel
+        and not rel.endswith("/")
+    )
+
+
+def _lstat(path: str | os.PathLike[str]) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
