@@ -344,7 +344,7 @@ def command_table(sets: dict) -> str:
             )
     rows.append(
         "rsync 40m = replicast 40MiB = 41,943,040 bytes/s; (run s) = the command's own run, "
-        "the rest of its wall time is start-up and exit"
+        "the rest of its wall time is start-up and exit (startup_s, exit_s in the JSON)"
     )
     return "\n".join(rows)
 

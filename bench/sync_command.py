@@ -11,7 +11,8 @@ repeats; figures are medians of wall-clock seconds:
   (``40m`` = 40 x 1024^2 B/s), as replicast's ``40MiB``: both 41,943,040 bytes/s.
 
 rsync gets ``--stats`` (for the bytes sent), the command ``--json`` (for its run's own
-seconds and bytes). The command's start-up and exit are its wall time minus its run's time;
+seconds and bytes). The command's start-up is from its spawn to its run's start (wall
+clock), its exit the rest of its wall time after the run (table, JSON, interpreter exit);
 :func:`where_time_goes` breaks the runs down further (imports, phases of each link's run).
 """
 
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from changesets import ChangeSet
@@ -164,7 +166,7 @@ def _run(cs: ChangeSet, c: Contender, settings: Settings, env: dict, cwd: Path) 
         if res.state != "finished":
             raise RuntimeError(f"{c.name}: {res.state} {res.errors}")
         return {"wall_s": wall, "run_s": res.seconds, "bytes_sent": res.bytes_sent}
-    t0 = time.perf_counter()
+    t0, spawned = time.perf_counter(), time.time()
     proc = subprocess.run(c.argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                           capture_output=True, text=True)  # fmt: skip
     wall = time.perf_counter() - t0
@@ -174,7 +176,10 @@ def _run(cs: ChangeSet, c: Contender, settings: Settings, env: dict, cwd: Path) 
         sent = _SENT.search(proc.stdout)
         return {"wall_s": wall, "bytes_sent": int(sent[1].replace(",", "")) if sent else None}
     result = json.loads(Path(c.argv[-1]).read_text())
-    return {"wall_s": wall, "run_s": result["seconds"], "bytes_sent": result["bytes_sent"]}
+    # the run started (wall clock) this long after the spawn: start-up; the rest is exit
+    startup = datetime.fromisoformat(result["started"]).timestamp() - spawned
+    return {"wall_s": wall, "run_s": result["seconds"], "bytes_sent": result["bytes_sent"],
+            "startup_s": startup, "exit_s": wall - startup - result["seconds"]}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- one set
@@ -221,9 +226,8 @@ def bench_set(cs: ChangeSet, root: Path, settings: Settings, repeats: int) -> di
         if c.replicast:
             row["run_s"] = round(statistics.median(r["run_s"] for r in reps), 3)
         if c.kind == "command":
-            row["startup_exit_s"] = round(
-                statistics.median(r["wall_s"] - r["run_s"] for r in reps), 3
-            )
+            for key in ("startup_s", "exit_s"):
+                row[key] = round(statistics.median(r[key] for r in reps), 3)
         if c.argv:
             row["argv"] = " ".join(c.argv)
         out["contenders"][c.name] = row
