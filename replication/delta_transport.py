@@ -183,9 +183,11 @@ class DeltaTransport:
             prepared.abort()
             raise
 
-    def commit(self, prepared: Prepared, sync_dir: bool = True) -> FileOutcome:
+    def commit(self, prepared: Prepared, sync_dir: bool = True, index: bool = True) -> FileOutcome:
         """fsync, rename in, fsync the directory (unless the caller batches that), and
-        index the new target's signature."""
+        index the new target's signature (unless the caller batches that: ``index=False``,
+        then :meth:`SignatureIndex.put_many` the outcome's ``dst_stat`` and the prepared
+        signature)."""
         out, st0 = prepared.outcome, prepared.source_stat
         try:
             out.dst_stat = prepared.writer.commit(
@@ -198,7 +200,8 @@ class DeltaTransport:
             prepared.abort()
             raise
         out.bytes_written = prepared.writer.written
-        self.index.put(out.rel, out.dst_stat, prepared.signature)
+        if index:
+            self.index.put(out.rel, out.dst_stat, prepared.signature)
         return out
 
     def _once(self, rel: str, src: Path, dst: Path, ctx: LinkContext, whole: bool) -> Prepared:

@@ -32,6 +32,7 @@ from replication.delta_transport import (
     DeltaTransport,
     FileOutcome,
     LinkContext,
+    Prepared,
     TransferAborted,
 )
 from replication.journal import FileRecord
@@ -48,7 +49,7 @@ WHOLE_FILE_ABOVE = 1e9
 #: Longest a renamed file waits for its directory fsync (and its journal record).
 FLUSH_EVERY_S = 0.005
 #: Threads that fsync prepared temp files (fsync waits on the disk, not the CPU).
-FLUSHERS = 4
+FLUSHERS = 16
 
 
 @dataclass
@@ -78,8 +79,8 @@ class DeltaEngine:
         self.transport = DeltaTransport(ctx.source, self.target_root, self.index)
         self._lock = threading.Lock()
         self._remaining: dict[str, int] = {}
-        self._commits: Queue[tuple[_Task, Future[FileOutcome]] | None] = Queue(
-            maxsize=2 * self.concurrency
+        self._commits: Queue[tuple[_Task, Prepared, Future[FileOutcome]] | None] = Queue(
+            maxsize=2 * FLUSHERS
         )
         # fsyncs and renames prepared files (its threads start with the first file)
         self._flusher = ThreadPoolExecutor(FLUSHERS, thread_name_prefix="sync-fsync")
@@ -198,8 +199,8 @@ class DeltaEngine:
         # fsync and rename on the flusher pool (commit fsyncs first): this worker moves on
         # to the next (hotter) file while the disk flushes this one; the committer fsyncs
         # the directories and records the renamed files, in order
-        renamed = self._flusher.submit(self.transport.commit, prepared, sync_dir=False)
-        self._commits.put((task, renamed))  # blocks while the committer is behind
+        renamed = self._flusher.submit(self.transport.commit, prepared, sync_dir=False, index=False)
+        self._commits.put((task, prepared, renamed))  # blocks while the committer is behind
 
     def _committer(self) -> None:
         """Records renamed files, in order, while the workers prepare the next ones.
@@ -211,7 +212,7 @@ class DeltaEngine:
         directory for all the files renamed in the last :data:`FLUSH_EVERY_S` (or 64
         files), so a segment's completion is never held back longer than that.
         """
-        renamed: list[tuple[_Task, FileOutcome]] = []
+        renamed: list[tuple[_Task, Prepared, FileOutcome]] = []
         deadline = 0.0
         while True:
             try:
@@ -223,27 +224,36 @@ class DeltaEngine:
             if item is None:
                 self._flush(renamed)
                 return
-            task, done = item
+            task, prepared, done = item
             try:
                 outcome = done.result()
                 if not renamed:
                     deadline = time.monotonic() + FLUSH_EVERY_S
-                renamed.append((task, outcome))
+                renamed.append((task, prepared, outcome))
             except (ReplicastError, OSError) as exc:
                 self._failed_file(task.seg, task.entry.rel, exc)
             if len(renamed) >= 64 or (renamed and time.monotonic() >= deadline):
                 self._flush(renamed)
 
-    def _flush(self, renamed: list[tuple[_Task, FileOutcome]]) -> None:
-        dirs = {(self.target_root / task.entry.rel).parent for task, _ in renamed}
-        for directory in sorted(dirs):
+    def _flush(self, renamed: list[tuple[_Task, Prepared, FileOutcome]]) -> None:
+        dirs = sorted({(self.target_root / task.entry.rel).parent for task, _, _ in renamed})
+        for _ in dirs:
             crash_point("before_dir_fsync")
-            fsync_dir(directory)
+        # in parallel: concurrent fsyncs share the file system's journal commits
+        list(self._flusher.map(fsync_dir, dirs))
         with self.ctx.journal.batch():
-            for task, outcome in renamed:
+            for task, _, outcome in renamed:
                 crash_point("before_journal")
                 self._record(task, outcome)
-        for task, outcome in renamed:
+        # the new targets' signatures, in one transaction (a later delta's basis)
+        self.index.put_many(
+            [
+                (task.entry.rel, outcome.dst_stat, prepared.signature)
+                for task, prepared, outcome in renamed
+                if outcome.dst_stat is not None
+            ]
+        )
+        for task, _, outcome in renamed:
             self._done(task.seg, outcome)
         renamed.clear()
 

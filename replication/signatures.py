@@ -175,18 +175,31 @@ class SignatureIndex:
         return row[4]
 
     def put(self, rel: str, st: os.stat_result, sig: Signature) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO sig VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    rel,
-                    *stat_key(st),
-                    sig.block_size,
-                    sig.weak.astype(np.uint32).tobytes(),
-                    sig.strong.astype(np.uint64).tobytes(),
-                    sig.file_hash,
-                ),
+        self.put_many([(rel, st, sig)])
+
+    def put_many(self, items: list[tuple[str, os.stat_result, Signature]]) -> None:
+        """Store several signatures in one transaction."""
+        rows = [
+            (
+                rel,
+                *stat_key(st),
+                sig.block_size,
+                sig.weak.astype(np.uint32).tobytes(),
+                sig.strong.astype(np.uint64).tobytes(),
+                sig.file_hash,
             )
+            for rel, st, sig in items
+        ]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO sig VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def forget(self, rel: str) -> None:
         with self._lock:
