@@ -238,9 +238,10 @@ class LightGBMQuantile:
         levels = tuple(sorted(quantiles))
         series = split_series(history, self.freq)
         out = np.empty((len(series), horizon, len(levels)))
+        ahead = self._step_ns() * np.arange(1, horizon + 1)
         for i, s in enumerate(series):
-            last = np.datetime64(pd.Timestamp(s.last_ts).value, "ns")
-            out[i] = self._forecast_series(s.series_id, last, s.y, horizon, levels)
+            future = np.datetime64(pd.Timestamp(s.last_ts).value, "ns") + ahead
+            out[i] = self._forecast_series(s.series_id, future, s.y, levels)
         return forecast_frame(series, out, levels, self.freq)
 
     def forecast_arrays(
@@ -266,9 +267,10 @@ class LightGBMQuantile:
         check_fitted(self, "calibrator_")
         levels = tuple(sorted(quantiles))
         values = np.asarray(values, dtype=np.float64).ravel()
-        table = self._forecast_series(series_id, last, values, horizon, levels)
         steps = np.arange(1, horizon + 1, dtype=np.int64)
-        out = {"ts": last + self._step_ns() * steps, "step": steps}
+        future = last + self._step_ns() * steps
+        table = self._forecast_series(series_id, future, values, levels)
+        out = {"ts": future, "step": steps}
         for j, q in enumerate(levels):
             out[quantile_column(q)] = table[:, j]
         return out
@@ -279,12 +281,14 @@ class LightGBMQuantile:
     def _forecast_series(
         self,
         series_id: str,
-        last: np.datetime64,
+        future: np.ndarray,
         y: np.ndarray,
-        horizon: int,
         levels: tuple[float, ...],
     ) -> np.ndarray:
-        """Sorted quantiles ``(horizon, len(levels))`` of one series from its last origin.
+        """Sorted quantiles ``(len(future), len(levels))`` of one series from its last origin.
+
+        ``future`` holds the target times (UTC, naive ``datetime64[ns]``), one step apart
+        after the last value of ``y``.
 
         The one prediction of this model (:meth:`predict` and :meth:`forecast_arrays`
         both call it). It reads only the newest ``2 * (week_length + season_length)``
@@ -292,9 +296,9 @@ class LightGBMQuantile:
         """
         y = y[-2 * (self.week_length + self.season_length) :]
         n = y.size
+        horizon = future.size
         steps = np.arange(1, horizon + 1)
         level, spread = origin_scales(y, self.season_length, self.season_length, self.week_length)
-        future = last + self._step_ns() * steps
         cal = local_calendar(pd.DatetimeIndex(future), timezone_of(series_id, self.timezones))
         hour = np.zeros(n + horizon + 1)
         dayofweek = np.zeros(n + horizon + 1)
