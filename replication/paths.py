@@ -121,14 +121,28 @@ class Resolver:
             parent, name = pure.parent.as_posix(), pure.name
         base = self._dirs.get(parent)
         if base is None:
-            base = str(resolve_under(self.root, parent, what=self.what))
-            self._dirs[parent] = base
+            base = self._dir(parent)
         full = f"{base}/{name}"
         st = _lstat(full)
         if st is not None and stat.S_ISLNK(st.st_mode):
             resolved = resolve_under(self.root, rel, what=self.what)
             return str(resolved), _lstat(resolved)
         return full, st
+
+    def _dir(self, parent: str) -> str:
+        """The resolved directory ``parent``: below an already resolved directory, a component
+        that is not a symlink is appended as it is (one ``lstat``); a symlink, or a path that
+        is not plain, goes through :func:`resolve_under`."""
+        above, _, name = parent.rpartition("/")
+        if _plain(parent):
+            up = self._dirs.get(above) or self._dir(above)
+            st = _lstat(f"{up}/{name}")
+            if st is None or not stat.S_ISLNK(st.st_mode):
+                self._dirs[parent] = f"{up}/{name}"
+                return self._dirs[parent]
+        base = str(resolve_under(self.root, parent, what=self.what))
+        self._dirs[parent] = base
+        return base
 
 
 def _plain(rel: str) -> bool:

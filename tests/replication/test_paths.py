@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from forecasting.errors import PathEscapeError
-from replication.paths import inside, parse_endpoint, resolve_under
+from replication.paths import Resolver, inside, parse_endpoint, resolve_under
 
 
 def test_resolve_under_accepts_nested_paths(tmp_path: Path) -> None:
@@ -51,3 +51,24 @@ def test_inside_does_not_follow_the_last_component(tmp_path: Path) -> None:
 def test_parse_endpoint(spec: str, host: str | None, path: str) -> None:
     endpoint = parse_endpoint(spec)
     assert (endpoint.host, endpoint.path) == (host, path)
+
+
+def test_resolver_locates_like_resolve_under(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "f").write_bytes(b"x")
+    (root / "real").mkdir()
+    (root / "real" / "g").write_bytes(b"yy")
+    (root / "link").symlink_to(root / "real")
+    outside.mkdir()
+    (root / "a" / "out").symlink_to(outside)
+    (root / "a" / "flink").symlink_to(root / "a" / "b" / "f")
+    resolve = Resolver(root, what="target file")
+    for rel in ["a/b/f", "a/b/missing", "link/g", "a/flink", "new/dir/h", "a/./b/f"]:
+        path, st = resolve.locate(rel)
+        assert Path(path) == resolve_under(root, rel), rel
+        assert (st is None) == (not Path(path).exists()), rel
+    assert resolve.locate("link/g")[1].st_size == 2  # the link's target, stat'ed
+    for rel in ["a/out/x", "a/../../x", "/etc/passwd", ""]:
+        with pytest.raises(PathEscapeError):
+            resolve.locate(rel)
