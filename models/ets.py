@@ -179,7 +179,7 @@ class ETSForecaster:
         """Fit one ETS model per series; returns ``self``."""
         check_history(history, type(self).__name__)
         cache = self.fit_cache
-        key = None if cache is None else cache.key(self, history)
+        key = () if cache is None else cache.key(self, history)
         if cache is not None and cache.adopt(self, key):
             return self
         series = split_series(history, self.freq)

@@ -187,7 +187,7 @@ class LightGBMQuantile:
 
         check_history(history, type(self).__name__)
         cache = self.fit_cache
-        key = None if cache is None else cache.key(self, history)
+        key = () if cache is None else cache.key(self, history)
         if cache is not None and cache.adopt(self, key):
             return self
         self.offsets_cache_: dict[tuple[int, tuple[float, ...]], np.ndarray] = {}
@@ -300,8 +300,8 @@ class LightGBMQuantile:
         steps = np.arange(1, horizon + 1)
         level, spread = origin_scales(y, self.season_length, self.season_length, self.week_length)
         cal = local_calendar(pd.DatetimeIndex(future), timezone_of(series_id, self.timezones))
-        hour = np.zeros(n + horizon + 1)
-        dayofweek = np.zeros(n + horizon + 1)
+        hour = np.zeros(n + horizon + 1, dtype=np.int64)
+        dayofweek = np.zeros(n + horizon + 1, dtype=np.int64)
         hour[n - 1 + steps] = cal["hour"]
         dayofweek[n - 1 + steps] = cal["dayofweek"]
         X, _ = direct_design(
