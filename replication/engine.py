@@ -130,7 +130,7 @@ class DeltaEngine:
     # planning ---------------------------------------------------------------------
     def _plan(self) -> list[_Task]:
         tasks: list[_Task] = []
-        done = self.ctx.journal.all()
+        journal = self.ctx.journal
         resolve = Resolver(self.target_root, what="target file")
         by_name = {s.name: s for s in self.ctx.segments}
         for seg in self.ctx.result.segments:
@@ -144,9 +144,10 @@ class DeltaEngine:
                 except PathEscapeError as exc:
                     self._fail(seg, entry.rel, str(exc))
                     continue
-                rec = done.get(entry.rel)
+                # quick check first: the journal is looked up only for the files it fails
                 if not self.ctx.request.checksum and (
-                    _journal_done(rec, entry, dst_st) or quick_equal(entry, dst_st)
+                    quick_equal(entry, dst_st)
+                    or _journal_done(journal.get(entry.rel), entry, dst_st)
                 ):
                     seg.files_skipped += 1
                     self.ctx.result.files_skipped += 1
