@@ -72,7 +72,8 @@ class AtomicWriter:
 
     def __init__(self, target: Path) -> None:
         self.target = target
-        make_dirs_durable(target.parent)
+        if not os.path.isdir(target.parent):  # one stat when it exists (the common case)
+            make_dirs_durable(target.parent)
         self.tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}")
         self.written = 0
         self.kicked = 0  # bytes whose write-back was started
