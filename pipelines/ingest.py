@@ -552,8 +552,7 @@ def _csv_chunks(
     body = _Utf8Repair(fh, chunk=_CSV_BLOCK_BYTES)
     first = 1  # data row number of the block's first line
     for block in _line_blocks(body, _CSV_BLOCK_BYTES):
-        lines = block.count(b"\n") + (not block.endswith(b"\n"))
-        frame, rows, rejected = _parse_block(block, lines, names, first, validator.source)
+        frame, rows, rejected, lines = _parse_block(block, names, first, validator.source)
         problems = _not_utf8(frame) if body.replaced else []
         result = validator.validate(frame, rows=rows, problems=problems)
         if rejected:
@@ -585,21 +584,28 @@ _Rejected = tuple[int, str, str]
 
 
 def _parse_block(
-    block: bytes, lines: int, names: list[str], first: int, source: str
-) -> tuple[pd.DataFrame, NDArray[np.int64], list[_Rejected]]:
-    """Split a block of ``lines`` whole lines into records, exactly one per line.
+    block: bytes, names: list[str], first: int, source: str
+) -> tuple[pd.DataFrame, NDArray[np.int64], list[_Rejected], int]:
+    """Split a block of whole lines into records, exactly one per line.
 
-    Returns the parsed rows, their data row numbers and the lines set aside.
-    Arrow parses the block in one go; if that does not give one record per
-    line (a quote left open, a stray carriage return), the troubled lines are
-    set aside and Arrow parses the others.
+    Returns the parsed rows, their data row numbers, the lines set aside and
+    the block's line count. Arrow parses the block in one go; if that does not
+    give one record per line (a quote left open, a stray carriage return), the
+    troubled lines are set aside and Arrow parses the others.
 
     Raises:
         DataValidationError: the line check and Arrow disagree (never seen; it
             refuses the file rather than misnumber or lose a row).
     """
+    quoted, has_cr = b'"' in block, b"\r" in block
+    if not quoted and not has_cr:  # no quote, no \r: each line is a record
+        table, invalid = _arrow_records(block, names)
+        lines = table.num_rows + len(invalid)
+        numbers = np.arange(first, first + lines, dtype="int64")
+        return (*_numbered(table, invalid, numbers), lines)
+    lines = block.count(b"\n") + (not block.endswith(b"\n"))
     numbers = np.arange(first, first + lines, dtype="int64")
-    if block.count(b"\r") == block.count(b"\r\n"):  # no lone \r: no line splits in two
+    if not has_cr or block.count(b"\r") == block.count(b"\r\n"):  # no line splits in two
         try:
             table, invalid = _arrow_records(block, names)
         except pa.ArrowInvalid:  # e.g. a quote still open at the end of the block
@@ -610,7 +616,7 @@ def _parse_block(
             body = block.removesuffix(b"\n")
             last = body[body.rfind(b"\n") + 1 :]
             if table.num_rows + len(invalid) == lines and _line_trouble(last) is None:
-                return _numbered(table, invalid, numbers)
+                return (*_numbered(table, invalid, numbers), lines)
     texts = block.split(b"\n")
     if block.endswith(b"\n"):
         texts.pop()
@@ -623,7 +629,7 @@ def _parse_block(
         else:
             rejected.append((int(numbers[i]), text.decode("utf-8", "replace"), why))
     if not keep:
-        return pd.DataFrame(columns=names), numbers[:0], rejected
+        return pd.DataFrame(columns=names), numbers[:0], rejected, lines
     table, invalid = _arrow_records(b"\n".join(texts[i] for i in keep) + b"\n", names)
     if table.num_rows + len(invalid) != len(keep):
         raise DataValidationError(
@@ -631,7 +637,7 @@ def _parse_block(
             "record per line"
         )
     frame, rows, wrong_width = _numbered(table, invalid, numbers[keep])
-    return frame, rows, wrong_width + rejected
+    return frame, rows, wrong_width + rejected, lines
 
 
 def _arrow_records(data: bytes, names: list[str]) -> tuple[pa.Table, list[tuple[int, str, str]]]:
