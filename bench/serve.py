@@ -132,11 +132,10 @@ def settings_for(data_dir: Path) -> Any:
 
 def ensure_champion(data_dir: Path, env: dict[str, str]) -> str:
     """The champion's version; ingest the sample and train a small model if there is none."""
-    from models.mlflow_registry import LOAD_MODEL, champion_version, configure
+    from models.mlflow_registry import LOAD_MODEL, Registry
 
     settings = settings_for(data_dir)
-    configure(settings)
-    version = champion_version(LOAD_MODEL)
+    version = Registry.from_settings(settings).champion_version(LOAD_MODEL)
     if version is not None:
         return version
     log(f"no champion in {data_dir}: ingesting the sample and training (takes minutes)")
@@ -157,8 +156,7 @@ def ensure_champion(data_dir: Path, env: dict[str, str]) -> str:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    configure(settings)
-    version = champion_version(LOAD_MODEL)
+    version = Registry.from_settings(settings).champion_version(LOAD_MODEL)
     if version is None:
         raise SystemExit("training registered no champion; see `replicast train` output")
     return version
@@ -265,23 +263,15 @@ def run_wrk(
 
 def register_new_champion(data_dir: Path) -> str:
     """Register the current champion's model again with a better score: a new version."""
-    import mlflow
+    from models.mlflow_registry import LOAD_MODEL, Registry
 
-    from models.mlflow_registry import (
-        LOAD_MODEL,
-        configure,
-        load_champion,
-        register_with_gate,
-    )
-
-    settings = settings_for(data_dir)
-    configure(settings)
-    current = load_champion(LOAD_MODEL, settings=settings)
+    registry = Registry.connect(settings_for(data_dir))
+    current = registry.load_champion(LOAD_MODEL)
     python_model = current.pyfunc.unwrap_python_model()
     score = (current.score if current.score is not None else 1.0) * 0.999
     example = pd_example(data_dir)
-    with mlflow.start_run(run_name="bench-serve-swap"):
-        gate = register_with_gate(
+    with registry.run("bench-serve-swap"):
+        gate = registry.register_with_gate(
             name=LOAD_MODEL,
             python_model=python_model,
             input_example=example,
