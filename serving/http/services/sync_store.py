@@ -92,6 +92,11 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def _stamp(moment: datetime) -> str:
+    """A fixed-width UTC ISO time: stamps sort as text."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 def _text(value: object) -> str:
     return dumps(value).decode()
 
@@ -241,6 +246,7 @@ class SyncRunStore:
                         conn.execute("ROLLBACK")
                         return other
                     self._fail(conn, other.run_id, dead_error(other))
+                    self.lock_path(other.run_id).unlink(missing_ok=True)
                 conn.execute(
                     "INSERT INTO sync_runs (run_id, source, target, target_key, request, state,"
                     " worker_pid, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -252,8 +258,8 @@ class SyncRunStore:
                         _text(run.request),
                         run.state,
                         run.worker_pid,
-                        run.created.isoformat(),
-                        run.updated.isoformat(),
+                        _stamp(run.created),
+                        _stamp(run.updated),
                     ),
                 )
                 conn.execute("COMMIT")
@@ -270,7 +276,7 @@ class SyncRunStore:
 
     @staticmethod
     def _fail(conn: sqlite3.Connection, run_id: str, error: str) -> bool:
-        stamp = now().isoformat()
+        stamp = _stamp(now())
         return (
             conn.execute(
                 f"UPDATE sync_runs SET state = 'failed', error = ?, finished = ?, updated = ? "
@@ -281,15 +287,17 @@ class SyncRunStore:
         )
 
     def fail_stale(self, run_id: str, error: str) -> bool:
-        """Record an active run failed with ``error`` (no-op once it has ended)."""
+        """Record an active run whose owner died failed with ``error`` (no-op once ended)."""
         with self._connect() as conn:
-            return self._fail(conn, run_id, error)
+            failed = self._fail(conn, run_id, error)
+        self.lock_path(run_id).unlink(missing_ok=True)  # left behind by the dead owner
+        return failed
 
     def mark_running(self, run_id: str) -> bool:
         return self._update(
             "UPDATE sync_runs SET state = 'running', updated = ? "
             "WHERE run_id = ? AND state = 'queued'",
-            (now().isoformat(), run_id),
+            (_stamp(now()), run_id),
         )
 
     def save_progress(
@@ -302,7 +310,7 @@ class SyncRunStore:
                 " executor_run_id = coalesce(?, executor_run_id),"
                 " state = CASE state WHEN 'queued' THEN 'running' ELSE state END"
                 f" WHERE run_id = ? AND {_ACTIVE_SQL} RETURNING cancel_requested",
-                (_text(progress), _text(errors), now().isoformat(), executor_run_id, run_id),
+                (_text(progress), _text(errors), _stamp(now()), executor_run_id, run_id),
             ).fetchone()
         return bool(row and row["cancel_requested"])
 
@@ -318,7 +326,7 @@ class SyncRunStore:
         return self._update(
             "UPDATE sync_runs SET cancel_requested = 1, state = 'cancelling', updated = ? "
             f"WHERE run_id = ? AND {_ACTIVE_SQL}",
-            (now().isoformat(), run_id),
+            (_stamp(now()), run_id),
         )
 
     def finish(
@@ -334,7 +342,7 @@ class SyncRunStore:
         error: str | None,
     ) -> None:
         """Record how a run ended (its owner only, before it releases the run's lock)."""
-        stamp = now().isoformat()
+        stamp = _stamp(now())
         self._update(
             "UPDATE sync_runs SET state = ?, executor_run_id = coalesce(?, executor_run_id),"
             " progress = coalesce(?, progress), result = ?, errors = ?, warnings = ?, error = ?,"
