@@ -3,8 +3,9 @@
 Nothing is built at import. ``uvicorn --factory serving.http.app:create_app`` (what
 ``replicast serve`` runs) calls the factory in each worker. The lifespan loads
 the champion in the background, refreshes it every
-``settings.serve.refresh_seconds`` and, on shutdown, cancels sync runs still
-executing.
+``settings.serve.refresh_seconds`` and, on shutdown, cancels the sync runs this
+worker executes. Sync run state lives in ``<data_dir>/state/sync_runs.db``, which
+every worker shares (any worker answers for any run; one run per target).
 """
 
 from __future__ import annotations
