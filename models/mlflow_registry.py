@@ -20,9 +20,17 @@ Contract (``notes/contracts.md``):
   it), registers it under ``name``, stores the score as the version tag ``score``
   and moves the alias ``champion`` to it only if it beats the current champion's
   stored score; otherwise the new version gets ``challenger``.
+  It also records the SHA-256 of every artifact file as the version tag
+  ``artifact_sha256`` (:mod:`models.artifact_manifest`).
 - :meth:`Registry.load_champion` loads the version ``<name>@<alias>`` points at and
   raises :class:`~forecasting.errors.ModelNotFoundError` when it is absent or the
-  registry is unreachable.
+  registry is unreachable, and :class:`~models.artifact_manifest.ModelIntegrityError`
+  (a ``ModelNotFoundError``) when its artifacts differ from the recorded manifest;
+  nothing is unpickled before the check. A version registered before manifests
+  existed loads with a warning.
+- A network store (PostgreSQL, MySQL, an MLflow server) is checked with one TCP
+  connect of :data:`PROBE_TIMEOUT_S` before it is used, so an unreachable store
+  fails in seconds instead of going through MLflow's connection retries.
 - :meth:`Registry.latest_training_runs` returns the newest finished training runs
   with their ``summary.json``, as plain data.
 
@@ -36,6 +44,7 @@ import json
 import logging
 import math
 import os
+import socket
 import subprocess
 import threading
 import warnings
@@ -47,6 +56,7 @@ from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import mlflow
 import pandas as pd
@@ -59,6 +69,13 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 from forecasting.errors import ModelNotFoundError, ReplicastError
 from forecasting.redact import redact
 from forecasting.settings import Settings
+from models.artifact_manifest import (
+    MANIFEST_TAG,
+    ModelIntegrityError,
+    build_manifest,
+    dumps_manifest,
+    verify_manifest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +90,12 @@ LOWER_IS_BETTER_TAG = "lower_is_better"
 MODEL_ARTIFACT = "model"
 
 _REPO = Path(__file__).resolve().parents[1]
+
+#: Seconds the TCP check of a network store may take before the store counts as unreachable.
+PROBE_TIMEOUT_S = 3.0
+
+#: Default ports of the network stores checked before use (scheme prefix -> port).
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433, "http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -312,6 +335,30 @@ class Registry:
     def _where(self) -> str:
         return redact(self.tracking_uri)
 
+    def _check_reachable(self) -> None:
+        """Fail fast when a network store does not accept a TCP connection.
+
+        Raises:
+            ModelNotFoundError: the host:port of the store refuses or does not answer
+                within :data:`PROBE_TIMEOUT_S`.
+        """
+        try:
+            parts = urlsplit(self.tracking_uri)
+            scheme = parts.scheme.split("+", 1)[0].lower()
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            return  # MLflow reports a malformed URI itself
+        if scheme not in _DEFAULT_PORTS or not host:
+            return  # file, sqlite, or a unix-socket DSN
+        try:
+            socket.create_connection(
+                (host, port or _DEFAULT_PORTS[scheme]), PROBE_TIMEOUT_S
+            ).close()
+        except OSError as exc:
+            raise ModelNotFoundError(
+                redact(f"MLflow registry at {self.tracking_uri} is unreachable: {exc}")
+            ) from exc
+
     def _prepare(self) -> None:
         """Create the directories a SQLite store and the local artifact root need."""
         if self.tracking_uri.startswith("sqlite:///"):
@@ -328,6 +375,7 @@ class Registry:
         """
         if self._experiment_id is not None:
             return self._experiment_id
+        self._check_reachable()
         try:
             experiment = self.client.get_experiment_by_name(EXPERIMENT)
             if experiment is not None:
@@ -427,15 +475,19 @@ class Registry:
                 "run_id": run_id,
                 **(dict(tags) if tags else {}),
             }
+            version_tags[MANIFEST_TAG] = dumps_manifest(
+                build_manifest(self._download(name, version))
+            )
             for key, value in version_tags.items():
                 self.client.set_model_version_tag(name, version, key, str(value))
             alias: Literal["champion", "challenger"] = (
                 CHAMPION if _beats(float(score), previous_score, lower_is_better) else CHALLENGER
             )
             self.client.set_registered_model_alias(name, alias, version)
-        except MlflowException as exc:
+        except (MlflowException, OSError) as exc:
+            message = getattr(exc, "message", str(exc))
             raise ReplicastError(
-                redact(f"registering {name!r} in {self.tracking_uri} failed: {exc.message}")
+                redact(f"registering {name!r} in {self.tracking_uri} failed: {message}")
             ) from exc
         logger.info(
             "registered %s version %s (%s=%.4g) as %s; previous champion %s (%s)",
@@ -456,18 +508,44 @@ class Registry:
             run_id=run_id,
         )
 
+    def _download(self, name: str, version: str) -> Path:
+        """The local directory of a version's artifacts (the directory itself for ``file://``).
+
+        Uses the artifacts' own location (file://, s3://...): a ``models:/`` URI would
+        be resolved against MLflow's process-wide registry URI.
+        """
+        location = self.client.get_model_version_download_uri(name, version)
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=location, tracking_uri=self.tracking_uri
+            )
+        )
+
     def load_champion(self, name: str, alias: str = CHAMPION) -> LoadedModel:
-        """Load the version ``<name>@<alias>`` points at, as pyfunc.
+        """Load the version ``<name>@<alias>`` points at, as pyfunc, after checking its files.
 
         Raises:
+            ModelIntegrityError: the artifacts differ from the manifest recorded at
+                registration (names the version and the file); nothing was unpickled.
             ModelNotFoundError: no such model or alias, or the registry is unreachable.
         """
+        self._check_reachable()
         try:
             version = self.client.get_model_version_by_alias(name, alias)
-            # the artifacts' own location (file://, s3://...): a ``models:/`` URI would be
-            # resolved against MLflow's process-wide registry URI
-            location = self.client.get_model_version_download_uri(name, version.version)
-            model = mlflow.pyfunc.load_model(location)
+            local = self._download(name, str(version.version))
+            recorded = version.tags.get(MANIFEST_TAG)
+            what = f"{name} version {version.version}"
+            if recorded is None:
+                logger.warning(
+                    "%s has no artifact manifest (registered before integrity checks); "
+                    "loading it unverified: retrain to register a verified version",
+                    what,
+                )
+            else:
+                verify_manifest(local, recorded, what)
+            model = mlflow.pyfunc.load_model(str(local))
+        except ModelIntegrityError:
+            raise
         except (MlflowException, OSError) as exc:
             message = getattr(exc, "message", str(exc))
             raise ModelNotFoundError(
@@ -497,6 +575,7 @@ class Registry:
         Raises:
             ModelNotFoundError: the registry is unreachable.
         """
+        self._check_reachable()
         try:
             version, _ = _current_champion(self.client, name)
         except Exception as exc:  # sqlalchemy/driver/OS errors of an unreachable store
@@ -511,6 +590,7 @@ class Registry:
         Raises:
             ModelNotFoundError: the tracking store is unreachable or a summary is unreadable.
         """
+        self._check_reachable()
         try:
             experiment = self.client.get_experiment_by_name(EXPERIMENT)
             if experiment is None:

@@ -3,8 +3,11 @@ under tmp_path; no test relies on (or leaves) MLflow's process-wide tracking URI
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import mlflow
@@ -15,8 +18,10 @@ from mlflow.pyfunc import PythonModel
 
 from forecasting.errors import ModelNotFoundError, ReplicastError
 from forecasting.settings import Settings
+from models.artifact_manifest import MANIFEST_TAG, ModelIntegrityError
 from models.mlflow_registry import (
     CHAMPION,
+    PROBE_TIMEOUT_S,
     SCORE_TAG,
     Registry,
     code_version,
@@ -223,3 +228,61 @@ def test_provenance_logs_code_version_and_window(registry: Registry) -> None:
     assert params["data_start"].startswith("2026-01-01")
     assert params["data_end"].startswith("2026-02-01")
     assert params["code_version"] == values["code_version"]
+
+
+def _artifact_dir(registry: Registry, version: str) -> Path:
+    location = registry.client.get_model_version_download_uri(NAME, version)
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=location))
+
+
+def test_registration_records_the_sha256_of_every_artifact_file(registry: Registry) -> None:
+    gate = _register(registry, 2.0, score=1.0)
+    tags = registry.client.get_model_version(NAME, gate.version).tags
+    manifest = json.loads(tags[MANIFEST_TAG])
+    directory = _artifact_dir(registry, gate.version)
+    assert "python_model.pkl" in manifest and "MLmodel" in manifest
+    for name, digest in manifest.items():
+        assert hashlib.sha256((directory / name).read_bytes()).hexdigest() == digest
+
+
+def test_a_tampered_champion_is_refused_naming_the_version_and_the_file(
+    registry: Registry,
+) -> None:
+    gate = _register(registry, 2.0, score=1.0)
+    pickled = _artifact_dir(registry, gate.version) / "python_model.pkl"
+    data = bytearray(pickled.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    pickled.write_bytes(bytes(data))
+    with pytest.raises(
+        ModelIntegrityError, match=rf"{NAME} version {gate.version}.*python_model.pkl"
+    ):
+        registry.load_champion(NAME)
+    data[len(data) // 2] ^= 0x01  # restored: loads again
+    pickled.write_bytes(bytes(data))
+    assert _champion_factor(registry) == 2.0
+
+
+def test_an_added_or_removed_artifact_file_is_refused(registry: Registry) -> None:
+    gate = _register(registry, 2.0, score=1.0)
+    directory = _artifact_dir(registry, gate.version)
+    (directory / "extra.pkl").write_bytes(b"x")
+    with pytest.raises(ModelIntegrityError, match="extra.pkl"):
+        registry.load_champion(NAME)
+    (directory / "extra.pkl").unlink()
+    (directory / "requirements.txt").unlink()
+    with pytest.raises(ModelIntegrityError, match="requirements.txt.*missing"):
+        registry.load_champion(NAME)
+
+
+def test_an_unreachable_network_store_fails_within_seconds(settings: Settings) -> None:
+    from tests.integration.servers import free_port
+
+    registry = Registry(
+        f"postgresql+psycopg://u:pw-secret@127.0.0.1:{free_port()}/mlflow", settings.artifact_root
+    )
+    started = time.monotonic()
+    for call in (lambda: registry.champion_version(NAME), lambda: registry.load_champion(NAME)):
+        with pytest.raises(ModelNotFoundError, match="unreachable") as info:
+            call()
+        assert "pw-secret" not in str(info.value)
+    assert time.monotonic() - started < 2 * PROBE_TIMEOUT_S
