@@ -9,8 +9,8 @@ rows (one row per rejected input row, every reason listed).
 Decisions, so that callers and users can rely on them:
 
 * **Row numbers** are 1-based data rows: row 1 is the first row after a CSV's
-  header (the file's line 2 when no value spans lines) or the first row of a
-  Parquet file or frame.
+  header (the file's line 2: ingest reads a CSV one record per line) or the
+  first row of a Parquet file or frame.
 * **Timestamps** become timezone-aware UTC. ISO 8601 text with an offset
   (``2026-01-01T08:00+08:00``, ``...Z``) is converted; naive text is taken as
   UTC; plain numbers (numeric columns, or digit-only text that is not an ISO
