@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-
-import structlog
+from typing import Any
 
 
 class _CurrentStderr(logging.StreamHandler):
@@ -29,13 +28,45 @@ class _CurrentStderr(logging.StreamHandler):
 
 
 def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
-    """Route stdlib ``logging`` and structlog through one renderer; call once per process."""
+    """Route stdlib ``logging`` and structlog through one renderer; call once per process.
+
+    structlog is imported and configured on the first record emitted (a command that
+    logs nothing never loads it: ~0.1 s of start-up).
+    """
     if json is None:
         json = not sys.stderr.isatty()
-    renderer = (
+    handler = _CurrentStderr()
+    handler.setFormatter(_LazyFormatter(json))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("cmdstanpy", "prophet", "alembic", "urllib3", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class _LazyFormatter(logging.Formatter):
+    """Formats through structlog's ``ProcessorFormatter``, built on the first record
+    (the handler's lock serialises ``format``)."""
+
+    def __init__(self, json: bool) -> None:
+        super().__init__()
+        self._json = json
+        self._inner: logging.Formatter | None = None
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self._inner is None:
+            self._inner = _structlog_formatter(self._json)
+        return self._inner.format(record)
+
+
+def _structlog_formatter(json: bool) -> logging.Formatter:
+    """Configure structlog and return the formatter of the stdlib handler."""
+    import structlog
+
+    renderer: Any = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
-    shared = [
+    shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
@@ -46,18 +77,7 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
-    handler = _CurrentStderr()
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                renderer,
-            ],
-        )
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    for noisy in ("cmdstanpy", "prophet", "alembic", "urllib3", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
