@@ -27,6 +27,8 @@ from forecasting.errors import (
     SourceError,
     UnknownKeyError,
 )
+from forecasting.redact import redact
+from serving.http.services.series_cache import LakeReadError
 from serving.http.services.sync_runs import RunConflictError
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ STATUS_CODES: tuple[tuple[type[ReplicastError], int], ...] = (
     (ConfigError, 422),
     (ModelNotFoundError, 503),
     (NotFittedError, 503),
+    (LakeReadError, 503),
     (SourceError, 502),
     (RunConflictError, 409),
 )
@@ -59,11 +62,12 @@ def _request_id(request: Request) -> str | None:
 async def _replicast_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ReplicastError)
     code = status_code(exc)
+    detail = redact(str(exc))
     if code >= 500:
-        logger.warning("request failed: %s: %s", type(exc).__name__, exc)
+        logger.warning("request failed: %s: %s", type(exc).__name__, detail)
     headers = {"Retry-After": "5"} if code == 503 else None
     return JSONResponse(
-        {"detail": str(exc), "error": type(exc).__name__}, status_code=code, headers=headers
+        {"detail": detail, "error": type(exc).__name__}, status_code=code, headers=headers
     )
 
 

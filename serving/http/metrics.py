@@ -1,7 +1,8 @@
 """Prometheus metrics of the HTTP service, one registry per app (no import-time globals).
 
 Request counts and latency histograms per route template, the loaded model
-versions, whether the registry answered the last refresh, and sync bytes/runs.
+versions, whether (and since when not) the registry answered the last refresh,
+whether the lake's series history read, refused champions, and sync bytes/runs.
 
 With ``--workers > 1`` the workers share their figures through prometheus_client's
 multiprocess mode: ``replicast serve`` points :data:`MULTIPROC_ENV` at a fresh
@@ -97,6 +98,23 @@ class ServiceMetrics:
             registry=r,
             multiprocess_mode="livemin",  # 0 as soon as one worker cannot reach it
         )
+        self.registry_unreachable_since = Gauge(
+            "replicast_registry_unreachable_since_seconds",
+            "Since when (unix time) the registry has been unreachable; 0 while it answers",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.lake_read_up = Gauge(
+            "replicast_lake_read_up",
+            "1 if the last read of the series history from the lake succeeded, else 0",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self.model_refused = Counter(
+            "replicast_model_integrity_failures",
+            "Champion versions refused because their artifacts differ from their manifest",
+            registry=r,
+        )
         self.refreshes = Counter(
             "replicast_model_refreshes",
             "Champion refresh attempts by outcome (swapped, unchanged, failed)",
@@ -129,6 +147,7 @@ class ServiceMetrics:
             registry=r,
         )
         self.registry_up.set(0)
+        self.lake_read_up.set(1)
 
     def set_model(self, name: str, version: str, previous: str | None, loaded_at: float) -> None:
         """Point the version gauge at ``version`` (dropping ``previous``)."""

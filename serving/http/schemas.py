@@ -98,8 +98,15 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
+    """Ready (200) when a model can serve; 503 only when none can."""
+
     ready: bool
     reason: str = Field(description="why the service is (not) ready")
+    degraded: str | None = Field(
+        default=None,
+        description="what is wrong while the service still serves (registry unreachable "
+        "since when, a refused champion, a failed lake read), else null",
+    )
     model: str | None = None
     model_version: str | None = None
     registry_up: bool = Field(description="the last refresh reached the model registry")
@@ -110,10 +117,20 @@ class Readiness(BaseModel):
                 {
                     "ready": True,
                     "reason": "serving replicast-load version 3",
+                    "degraded": None,
                     "model": "replicast-load",
                     "model_version": "3",
                     "registry_up": True,
-                }
+                },
+                {
+                    "ready": True,
+                    "reason": "serving replicast-load version 3",
+                    "degraded": "registry unreachable since 2026-12-02T05:10:00+00:00 "
+                    "(ModelNotFoundError: ...); still serving replicast-load version 3",
+                    "model": "replicast-load",
+                    "model_version": "3",
+                    "registry_up": False,
+                },
             ]
         }
     )

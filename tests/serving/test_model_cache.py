@@ -1,8 +1,9 @@
-"""Champion refresh: atomic swap under load, registry outage keeps serving and flips readiness."""
+"""Champion refresh: atomic swap under load; a registry outage keeps serving, reported degraded."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def _version(base: str) -> str:
     return response.json()["model_version"]
 
 
-def test_registry_outage_keeps_serving_and_flips_readiness(
+def test_registry_outage_keeps_serving_and_reports_degraded(
     served: tuple[FastAPI, str], registry: Registry, tmp_path: Path
 ) -> None:
     app, base = served
@@ -49,20 +50,37 @@ def test_registry_outage_keeps_serving_and_flips_readiness(
         assert reload.status_code == 503
         assert f"still serving version {before}" in reload.json()["detail"]
         readiness = httpx.get(f"{base}/readyz")
-        assert readiness.status_code == 503
-        assert "unreachable" in readiness.json()["reason"]
-        assert readiness.json()["registry_up"] is False
-        assert readiness.json()["model_version"] == before
+        assert readiness.status_code == 200  # a model still serves: the fleet stays up
+        body = readiness.json()
+        assert body["ready"] is True
+        assert body["degraded"].startswith("registry unreachable since ")
+        assert f"still serving replicast-load version {before}" in body["degraded"]
+        assert body["registry_up"] is False
+        assert body["model_version"] == before
         assert _version(base) == before  # still serving the last model
         metrics = httpx.get(f"{base}/metrics").text
         assert "replicast_registry_up 0.0" in metrics
         assert 'replicast_model_refreshes_total{outcome="failed"}' in metrics
+        since = _gauge(metrics, "replicast_registry_unreachable_since_seconds")
+        assert 0 < since <= time.time()
     finally:
         cache.settings = registry.settings
     back = httpx.post(f"{base}/admin/reload", headers=AUTH, timeout=60)
     assert back.status_code == 200, back.text
     assert back.json()["outcome"] == "unchanged"
-    assert httpx.get(f"{base}/readyz").status_code == 200
+    recovered = httpx.get(f"{base}/readyz")
+    assert recovered.status_code == 200 and recovered.json()["degraded"] is None
+    metrics = httpx.get(f"{base}/metrics").text
+    assert _gauge(metrics, "replicast_registry_unreachable_since_seconds") == 0
+    assert "replicast_registry_up 1.0" in metrics
+
+
+def _gauge(metrics: str, name: str) -> float:
+    """The value of an unlabelled metric in the text exposition."""
+    for line in metrics.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
 
 
 def test_new_champion_swaps_under_load(served: tuple[FastAPI, str], registry: Registry) -> None:

@@ -18,11 +18,15 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    summary="A champion model serves and the lake is reachable",
+    summary="A champion model serves (503 only when none can)",
+    description="200 while a model serves, with `degraded` saying what is wrong meanwhile "
+    "(registry unreachable, a refused champion, a failed lake read); 503 when no model "
+    "can serve or the lake cannot be read at all.",
     responses={503: {"model": Readiness, "description": "not ready; `reason` says why"}},
 )
 async def readyz(cache: ModelCacheDep, lake: LakeDep, response: Response) -> Readiness:
-    ready, reason = cache.readiness()
+    state = cache.readiness()
+    ready, reason = state.ready, state.reason
     if ready and not lake.root.is_dir():
         ready, reason = False, f"lake directory {lake.root} does not exist (ingest data first)"
     model = cache.current
@@ -30,6 +34,7 @@ async def readyz(cache: ModelCacheDep, lake: LakeDep, response: Response) -> Rea
     return Readiness(
         ready=ready,
         reason=reason,
+        degraded=state.degraded,
         model=model.name if model else None,
         model_version=model.version if model else None,
         registry_up=cache.registry_up,

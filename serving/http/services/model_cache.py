@@ -5,8 +5,12 @@ its array forecaster and the cached history of the known series). A refresh
 asks the registry which version the ``champion`` alias points at; a new version
 is loaded beside the old one and swapped in with one reference assignment, so a
 request that read ``cache.current`` uses exactly one version from start to end.
-If the registry cannot be reached the last model keeps serving and
-:meth:`ModelCache.readiness` says why the service is not ready.
+
+Readiness is honest both ways (:meth:`ModelCache.readiness`): an unreachable
+registry, a refused (tampered) champion or a failed lake read leave the last
+model and its last good history serving, reported as ``degraded``; the service
+is not ready only when no model serves, or when the lake could not be read at
+all since the model was loaded (known series would otherwise answer 404).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -29,9 +34,16 @@ from forecasting.errors import (
     UnknownKeyError,
 )
 from forecasting.lake import Lake
+from forecasting.redact import redact
 from forecasting.settings import Settings
+from models.artifact_manifest import ModelIntegrityError
 from serving.http.metrics import ServiceMetrics
-from serving.http.services.series_cache import SeriesCache, lake_stamp, load_series_cache
+from serving.http.services.series_cache import (
+    LakeReadError,
+    SeriesCache,
+    lake_stamp,
+    load_series_cache,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -224,8 +236,24 @@ class RefreshResult:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class ReadinessState:
+    """``ready``: a model can serve; ``degraded``: what is wrong while it still serves."""
+
+    ready: bool
+    reason: str
+    degraded: str | None = None
+
+
+def _iso(when: float) -> str:
+    return datetime.fromtimestamp(when, tz=UTC).isoformat(timespec="seconds")
+
+
 class ModelCache:
     """Holds the serving model; :meth:`refresh` is safe to call from any thread.
+
+    Every reason it records is redacted (:func:`forecasting.redact.redact`): they reach
+    ``/readyz``, 503 bodies and logs.
 
     Args:
         settings: where the registry and the lake are (``settings`` may be replaced
@@ -253,8 +281,14 @@ class ModelCache:
         self._current: ServingModel | None = None
         self._lock = threading.Lock()
         self.registry_up = False
+        self.registry_down_since: float | None = None
         self.last_error: str | None = "champion not loaded yet"
         self.last_refresh: float | None = None
+        #: the last refused champion version and why (integrity), until one loads
+        self.refused: str | None = None
+        #: why the last series read failed, and since when (None after a good read)
+        self.lake_error: str | None = None
+        self.lake_error_since: float | None = None
 
     @property
     def current(self) -> ServingModel | None:
@@ -268,17 +302,38 @@ class ModelCache:
             raise ModelNotFoundError(f"no champion model loaded: {self.last_error}")
         return model
 
-    def readiness(self) -> tuple[bool, str]:
-        """``(ready, reason)``: ready when a model serves and the last refresh succeeded."""
+    def readiness(self) -> ReadinessState:
+        """Not ready only when no model can serve; otherwise ready, maybe ``degraded``.
+
+        Not ready: no model loaded, or the lake could not be read since the model
+        was loaded (known series cannot be answered; the reason names the partition).
+        Degraded (still ready): the registry is unreachable, a newer champion was
+        refused, or a lake refresh failed and the last good history serves.
+        """
         model = self._current
         if model is None:
-            return False, f"no champion model loaded: {self.last_error}"
-        if not self.registry_up:
-            return False, (
-                f"model registry unreachable ({self.last_error}); still serving "
-                f"{model.name} version {model.version}"
+            return ReadinessState(False, f"no champion model loaded: {self.last_error}")
+        serving = f"{model.name} version {model.version}"
+        if model.series.unavailable is not None:
+            return ReadinessState(
+                False,
+                f"known-series history unavailable: {model.series.unavailable}; "
+                f"{serving} answers only requests that send history",
             )
-        return True, f"serving {model.name} version {model.version}"
+        problems = []
+        if not self.registry_up and self.registry_down_since is not None:
+            problems.append(
+                f"registry unreachable since {_iso(self.registry_down_since)} "
+                f"({self.last_error}); still serving {serving}"
+            )
+        if self.refused is not None:
+            problems.append(f"{self.refused}; still serving {serving}")
+        if self.lake_error is not None and self.lake_error_since is not None:
+            problems.append(
+                f"lake read failing since {_iso(self.lake_error_since)} ({self.lake_error}); "
+                f"serving the series history read at {_iso(model.loaded_at)}"
+            )
+        return ReadinessState(True, f"serving {serving}", "; ".join(problems) or None)
 
     def refresh(self, *, force: bool = False) -> RefreshResult:
         """Load the champion if it changed (or ``force``); keep the old one on failure."""
@@ -287,19 +342,40 @@ class ModelCache:
             previous_version = previous.version if previous else None
             try:
                 result = self._refresh_locked(previous, force)
-            except Exception as exc:  # registry/driver errors of every kind: keep serving
-                self.registry_up = False
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                self.metrics.registry_up.set(0)
+            except ModelIntegrityError as exc:  # the registry answered; its model is refused
+                self._registry_answered()
+                self.refused = redact(f"champion refused: {exc}")
+                self.last_error = self.refused
+                self.metrics.model_refused.inc()
                 self.metrics.refreshes.labels("failed").inc()
-                logger.warning("champion refresh failed, keeping %s: %s", previous_version, exc)
+                logger.error("%s; keeping %s", self.refused, previous_version)
+                return RefreshResult("failed", previous_version, previous_version, self.refused)
+            except Exception as exc:  # registry/driver errors of every kind: keep serving
+                now = time.time()
+                if self.registry_up or self.registry_down_since is None:
+                    self.registry_down_since = now
+                self.registry_up = False
+                self.last_error = redact(f"{type(exc).__name__}: {exc}")
+                self.metrics.registry_up.set(0)
+                self.metrics.registry_unreachable_since.set(self.registry_down_since)
+                self.metrics.refreshes.labels("failed").inc()
+                logger.warning(
+                    "champion refresh failed, keeping %s: %s", previous_version, self.last_error
+                )
+                if previous is not None:
+                    self._refresh_series(previous)  # the lake does not depend on the registry
                 return RefreshResult("failed", previous_version, previous_version, self.last_error)
-            self.registry_up = True
+            self._registry_answered()
             self.last_error = None
             self.last_refresh = time.time()
-            self.metrics.registry_up.set(1)
             self.metrics.refreshes.labels(result.outcome).inc()
             return result
+
+    def _registry_answered(self) -> None:
+        self.registry_up = True
+        self.registry_down_since = None
+        self.metrics.registry_up.set(1)
+        self.metrics.registry_unreachable_since.set(0)
 
     def _refresh_locked(self, previous: ServingModel | None, force: bool) -> RefreshResult:
         previous_version = previous.version if previous else None
@@ -311,10 +387,14 @@ class ModelCache:
                 self._refresh_series(previous)
                 return RefreshResult("unchanged", version, previous_version)
         champion = self.loader(self.settings)
+        self.refused = None
         if previous is not None and champion.version == previous.version and not force:
             self._refresh_series(previous)
             return RefreshResult("unchanged", champion.version, previous_version)
-        series = self._load_series(champion.forecaster)
+        series = self._read_series(champion.forecaster, previous)
+        if series is None:  # the lake failed and a model with good history serves: keep it
+            assert previous is not None
+            return RefreshResult("unchanged", previous_version, previous_version)
         model = ServingModel(
             name=champion.name,
             version=champion.version,
@@ -328,23 +408,49 @@ class ModelCache:
         logger.info("serving %s version %s (was %s)", model.name, model.version, previous_version)
         return RefreshResult("swapped", model.version, previous_version)
 
-    def _load_series(self, forecaster: ArrayForecaster) -> SeriesCache:
-        lake = Lake(self.settings.lake_dir)
-        series = load_series_cache(
-            lake,
-            list(forecaster.targets),  # type: ignore[arg-type]
-            freq=forecaster.freq,
-            window_days=self.window_days,
-        )
+    def _read_series(
+        self, forecaster: ArrayForecaster, previous: ServingModel | None
+    ) -> SeriesCache | None:
+        """The series history from the lake, or what to serve when the read fails.
+
+        On a :class:`LakeReadError` the failure is recorded (readiness, metric, log);
+        with a previous model whose history is good this returns None (keep it),
+        otherwise a cache marked ``unavailable`` with the reason.
+        """
+        good = previous.series if previous and previous.series.unavailable is None else None
+        try:
+            series = load_series_cache(
+                Lake(self.settings.lake_dir),
+                list(forecaster.targets),  # type: ignore[arg-type]
+                freq=forecaster.freq,
+                window_days=self.window_days,
+                previous=good,
+            )
+        except LakeReadError as exc:
+            reason = redact(str(exc))
+            if self.lake_error is None:
+                self.lake_error_since = time.time()
+            self.lake_error = reason
+            self.metrics.lake_read_up.set(0)
+            if good is not None:
+                logger.error("%s; keeping the series history read before", reason)
+                return None
+            logger.error("%s; known-series forecasts are unavailable", reason)
+            return SeriesCache({}, lake_stamp(Lake(self.settings.lake_dir)), unavailable=reason)
+        self.lake_error = None
+        self.lake_error_since = None
+        self.metrics.lake_read_up.set(1)
         for target, count in series.counts().items():
             self.metrics.known_series.labels(target).set(count)
         return series
 
     def _refresh_series(self, model: ServingModel) -> None:
-        """Re-read the history when the lake has new ``node_metrics`` files."""
+        """Re-read the history when the lake's ``node_metrics`` files changed."""
         if lake_stamp(Lake(self.settings.lake_dir)) == model.series.lake_stamp:
             return
-        series = self._load_series(model.forecaster)
+        series = self._read_series(model.forecaster, model)
+        if series is None:
+            return
         fresh = ServingModel(model.name, model.version, model.forecaster, series, time.time())
         fresh.warm()
         self._swap(fresh, model.version)
