@@ -12,13 +12,14 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from forecasting.errors import DataValidationError
 from forecasting.lake import Lake
 from forecasting.schemas import NODE_METRICS
-from pipelines.ingest import ingest_file
+from pipelines.ingest import _arrow_records, _line_trouble, ingest_file
 
 NOW = pd.Timestamp("2026-12-01 12:00", tz="UTC")
 HEADER = ",".join(NODE_METRICS.names).encode()
@@ -165,3 +166,18 @@ def test_random_bytes_are_refused_or_accounted_for(tmp_path: Path, content: byte
     with tempfile.TemporaryDirectory(dir=tmp_path) as root:
         lake, known = _known_lake(Path(root))
         _check(lake, known, Path(root) / "node_metrics.csv", content, refusable=True)
+
+
+@settings(max_examples=500, deadline=None)
+@given(line=st.text(alphabet='a,"\r\x00 ', max_size=14).map(str.encode))
+def test_the_line_check_agrees_with_arrow(line: bytes) -> None:
+    """A line passes the check exactly when Arrow reads it as one record of its own."""
+    sentinel = {"a": "sentinel", "b": "line"}
+    try:
+        table, invalid = _arrow_records(line + b"\nsentinel,line\n", ["a", "b"])
+    except pa.ArrowInvalid:
+        own = False
+    else:
+        records = table.num_rows + len(invalid)
+        own = records == 2 and table.to_pylist()[-1:] == [sentinel]
+    assert (_line_trouble(line) is None) == own
