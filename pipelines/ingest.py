@@ -567,16 +567,20 @@ def _csv_chunks(
 
 
 def _line_blocks(stream: io.RawIOBase, size: int) -> Iterator[bytes]:
-    """The stream in blocks of about ``size`` bytes, each ending at a line break (but the last)."""
-    carry = b""
+    """The stream in blocks of about ``size`` bytes, each ending at a line break (but the last).
+
+    A line longer than ``size`` makes a longer block (its pieces are joined once).
+    """
+    pending: list[bytes] = []
     while data := stream.read(size):
-        data = carry + data
         cut = data.rfind(b"\n") + 1
-        carry = data[cut:]
-        if cut:
-            yield data[:cut]
-    if carry:
-        yield carry
+        if not cut:
+            pending.append(data)
+            continue
+        yield b"".join([*pending, data[:cut]])
+        pending = [data[cut:]]
+    if rest := b"".join(pending):
+        yield rest
 
 
 #: A line set aside: its data row number, its text and why.

@@ -465,3 +465,15 @@ def test_a_failed_lake_write_refuses_the_input_by_name_and_the_others_still_land
     assert "No space left on device" in (reports[1].error or "")
     assert "\n" not in (reports[1].error or "")
     assert sorted(lake.read("node_metrics")["qps_read"]) == [100.0, 102.0]
+
+
+def test_a_line_longer_than_a_block_is_one_row(
+    tmp_path: Path, lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest, "_CSV_BLOCK_BYTES", 1024)
+    long = _line(1, node="n" * 5000)
+    path = _write_csv(tmp_path / "node_metrics.csv", [_line(0), long, _line(2)])
+    path.write_bytes(path.read_bytes().rstrip(b"\n") + b"\n" + _line(3, node="m" * 3000).encode())
+    report = ingest_file(path, lake=lake, now=NOW)
+    assert (report.rows_in, report.rows_good, report.rows_quarantined) == (4, 4, 0)
+    assert sorted(lake.read("node_metrics")["node"].str.len()) == [2, 2, 3000, 5000]
