@@ -84,7 +84,7 @@ class IngestReport:
     Attributes:
         source: the resolved file path or the URI (password removed).
         dataset: the dataset the rows were validated against ("" if unknown).
-        rows_in: data rows read (malformed lines included).
+        rows_in: data rows read: every line after a CSV's header, malformed ones included.
         rows_good: rows written to the dataset.
         rows_quarantined: rows written to ``quarantine``.
         reasons: the first few quarantine reasons, as ``"row N: reason"``.
