@@ -133,11 +133,17 @@ class SyncEndpoint(BaseModel):
 
         A ``host:path`` whose host is this machine (``localhost``, a loopback address,
         this host's name) counts as local: it reaches the same files.
+
+        Raises:
+            ConfigError: the path is a symlink loop.
         """
-        if self.host is None:
-            return Path(self.path).resolve()
-        if is_this_host(self.host.rsplit("@", 1)[-1]):
-            return Path(self.remote_path).resolve()
+        try:
+            if self.host is None:
+                return Path(self.path).resolve()
+            if is_this_host(self.host.rsplit("@", 1)[-1]):
+                return Path(self.remote_path).resolve()
+        except RuntimeError as exc:  # pathlib's "Symlink loop from '...'"
+            raise ConfigError(f"{self.path!r}: symlink loop ({exc}); fix the link") from exc
         return None
 
 

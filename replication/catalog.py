@@ -7,6 +7,7 @@ names the segments otherwise. Symlinks are followed only when they stay inside t
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -73,7 +74,8 @@ def scan_segment(root: Path, name: str) -> Segment:
         seg.error = str(exc)
         seg.files.clear()
     except OSError as exc:
-        seg.error = f"segment {name!r}: cannot read {exc.filename}: {exc.strerror}"
+        why = "symlink loop; remove or fix the link" if exc.errno == errno.ELOOP else exc.strerror
+        seg.error = f"segment {name!r}: cannot read {exc.filename}: {why}"
         seg.files.clear()
     return seg
 

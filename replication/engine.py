@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from queue import Empty, Queue
+from queue import Empty, Full, Queue
 
 from forecasting.durable import fsync_dir
 from forecasting.errors import PathEscapeError, ReplicastError
@@ -50,6 +50,8 @@ WHOLE_FILE_ABOVE = 1e9
 FLUSH_EVERY_S = 0.005
 #: Threads that fsync prepared temp files (fsync waits on the disk, not the CPU).
 FLUSHERS = 16
+#: How often a thread waiting on the commit queue checks whether the run stopped on an error.
+POLL_S = 0.1
 
 
 @dataclass
@@ -84,6 +86,9 @@ class DeltaEngine:
         )
         # fsyncs and renames prepared files (its threads start with the first file)
         self._flusher = ThreadPoolExecutor(FLUSHERS, thread_name_prefix="sync-fsync")
+        # set on an error no single file explains (journal, directory fsync, index): every
+        # thread stops, none waits on the commit queue for a thread that is gone
+        self._abort = threading.Event()
 
     def run(self) -> None:
         """Run the transfers (fills ``ctx.result``)."""
@@ -122,7 +127,7 @@ class DeltaEngine:
             th.start()
         for th in threads:
             th.join()
-        self._commits.put(None)
+        self._put(None)
         committer.join()
         if self.ctx.request.delete and not self.ctx.result.stop_reason:
             self._delete_extraneous()
@@ -162,7 +167,7 @@ class DeltaEngine:
 
     # execution --------------------------------------------------------------------
     def _worker(self, queue: Iterator[_Task]) -> None:
-        while True:
+        while not self._abort.is_set():
             with self._lock:
                 reason = self.ctx.budget.stop_reason()
                 if reason:
@@ -171,12 +176,16 @@ class DeltaEngine:
                 task = next(queue, None)
             if task is None:
                 return
-            self._do(task)
+            try:
+                self._do(task)
+            except Exception as exc:  # not the file's fault (a state database, a bug): stop
+                self._abort_run(f"copying {task.entry.rel!r}", exc)
 
     def _do(self, task: _Task) -> None:
         seg, entry = task.seg, task.entry
         self.ctx.progress.enter(seg.name)
-        link = LinkContext(
+        link = _RunLink(
+            abort=self._abort,
             budget=self.ctx.budget,
             codec=self.codec,
             bucket=self.ctx.bucket,
@@ -201,7 +210,17 @@ class DeltaEngine:
         # to the next (hotter) file while the disk flushes this one; the committer fsyncs
         # the directories and records the renamed files, in order
         renamed = self._flusher.submit(self.transport.commit, prepared, sync_dir=False, index=False)
-        self._commits.put((task, prepared, renamed))  # blocks while the committer is behind
+        self._put((task, prepared, renamed))  # blocks while the committer is behind
+
+    def _put(self, item: tuple[_Task, Prepared, Future[FileOutcome]] | None) -> None:
+        """Queue ``item`` for the committer (waits while it is behind); dropped once the run
+        stops on an error (a dropped file is renamed but not journaled: the next run checks it)."""
+        while not self._abort.is_set():
+            try:
+                self._commits.put(item, timeout=POLL_S)
+                return
+            except Full:
+                continue
 
     def _committer(self) -> None:
         """Records renamed files, in order, while the workers prepare the next ones.
@@ -211,16 +230,24 @@ class DeltaEngine:
         batched here: renamed files are recorded as finished (journal,
         counters, segment completion) only after their directory was fsynced, once per
         directory for all the files renamed in the last :data:`FLUSH_EVERY_S` (or 64
-        files), so a segment's completion is never held back longer than that.
+        files), so a segment's completion is never held back longer than that. Any error
+        here (the journal, a directory fsync, the signature index) stops the run.
         """
         renamed: list[tuple[_Task, Prepared, FileOutcome]] = []
+        try:
+            self._commit_loop(renamed)
+        except Exception as exc:
+            self._abort_run(f"committing {_names(renamed)}", exc)
+
+    def _commit_loop(self, renamed: list[tuple[_Task, Prepared, FileOutcome]]) -> None:
         deadline = 0.0
-        while True:
+        while not self._abort.is_set():
             try:
-                wait = max(0.0, deadline - time.monotonic()) if renamed else None
+                wait = max(0.0, deadline - time.monotonic()) if renamed else POLL_S
                 item = self._commits.get(timeout=wait)
             except Empty:
-                self._flush(renamed)
+                if renamed:
+                    self._flush(renamed)
                 continue
             if item is None:
                 self._flush(renamed)
@@ -238,10 +265,8 @@ class DeltaEngine:
 
     def _flush(self, renamed: list[tuple[_Task, Prepared, FileOutcome]]) -> None:
         dirs = sorted({(self.target_root / task.entry.rel).parent for task, _, _ in renamed})
-        for _ in dirs:
-            crash_point("before_dir_fsync")
         # in parallel: concurrent fsyncs share the file system's journal commits
-        list(self._flusher.map(fsync_dir, dirs))
+        list(self._flusher.map(_fsync_dir, dirs))
         with self.ctx.journal.batch():
             for task, _, outcome in renamed:
                 crash_point("before_journal")
@@ -327,6 +352,20 @@ class DeltaEngine:
                 seg.state = "copied" if seg.files_copied else "skipped"
         self.ctx.progress.update(segments_done=1)
 
+    def _abort_run(self, where: str, exc: Exception) -> None:
+        """Stop the run on an error no single file explains: record it, stop every thread."""
+        cause = str(exc) if isinstance(exc, ReplicastError) else f"{type(exc).__name__}: {exc}"
+        message = f"sync stopped while {where}: {cause}"
+        with self._lock:
+            first = not self._abort.is_set()
+            self._abort.set()
+            if first:
+                self.ctx.result.errors.append(message)
+                self.ctx.result.stop_reason = self.ctx.result.stop_reason or message
+        if first:
+            self.ctx.progress.error(message)
+            log.error("%s", message, exc_info=not isinstance(exc, ReplicastError | OSError))
+
     def _fail(self, seg: SegmentResult, rel: str, message: str) -> None:
         with self._lock:
             seg.state = "failed"
@@ -385,6 +424,35 @@ class DeltaEngine:
             self.index.forget(rel)
         self.ctx.result.files_deleted += 1
         log.info("deleted %s (absent from the source)", rel)
+
+
+@dataclass
+class _RunLink(LinkContext):
+    """A transfer's link that also stops the transfer when the run stops on an error."""
+
+    abort: threading.Event | None = None
+
+    def check(self) -> None:
+        if self.abort is not None and self.abort.is_set():
+            raise TransferAborted("the run stopped on an error")
+        super().check()
+
+
+def _fsync_dir(path: Path) -> None:
+    """:func:`fsync_dir` after its crash point; an error names the directory."""
+    try:
+        crash_point("before_dir_fsync")
+        fsync_dir(path)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot fsync directory {path}: {exc.strerror}") from exc
+
+
+def _names(renamed: list[tuple[_Task, Prepared, FileOutcome]]) -> str:
+    """The files of a commit batch, for an error message."""
+    rels = [repr(task.entry.rel) for task, _, _ in renamed]
+    if not rels:
+        return "the copied files"
+    return ", ".join(rels[:3]) + (f" and {len(rels) - 3} more" if len(rels) > 3 else "")
 
 
 def _target_entries(directory: str, rel_dir: str, out: list[str]) -> None:

@@ -23,11 +23,11 @@ from forecasting.errors import ConfigError, ReplicastError
 from forecasting.settings import Settings, get_settings
 from replication.catalog import Segment, build_catalog
 from replication.context import RunContext
-from replication.journal import Journal
+from replication.journal import Journal, JournalError
 from replication.limits import Budget, TokenBucket
 from replication.links import link_of, zstd_level_for
 from replication.ordering import order_segments, priority_ranks
-from replication.paths import Endpoint, parse_endpoint
+from replication.paths import Endpoint, parse_endpoint, real_path
 from replication.progress import ProgressSnapshot, SyncProgress
 from replication.record import record_run
 from replication.request import SegmentResult, SyncRequest, SyncResult
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 def state_dir_for(settings: Settings, endpoint: Endpoint) -> Path:
     """Default home of a target's journal and signature index."""
-    where = str(endpoint) if endpoint.is_remote else str(Path(endpoint.path).resolve())
+    where = str(endpoint) if endpoint.is_remote else str(real_path(endpoint.path, what="target"))
     digest = hashlib.sha1(where.encode()).hexdigest()[:16]
     return settings.data_dir / "sync" / digest
 
@@ -60,6 +60,7 @@ def run_sync(
 
     Raises:
         ConfigError: the source is not a directory, or the transport cannot reach the target.
+        PathEscapeError: the target is a symlink loop.
     """
     settings = settings or get_settings()
     endpoint = parse_endpoint(request.target)
@@ -71,6 +72,8 @@ def run_sync(
             f"--target {request.target}: the delta transport copies to local paths only; "
             "use --transport rsync for host:path targets"
         )
+    if not endpoint.is_remote:
+        real_path(endpoint.path, what="--target")  # a symlink loop is refused before the run
     run_id = uuid.uuid4().hex[:16]
     result = SyncResult(
         run_id=run_id,
@@ -115,11 +118,17 @@ def run_sync(
             from replication.engine import DeltaEngine
 
             DeltaEngine(ctx).run()
+    except JournalError as exc:  # e.g. locked or full before the first file: nothing was copied
+        result.errors.append(str(exc))
+        log.error("%s", exc)
     finally:
         result.seconds = time.monotonic() - t0
         _final_state(result, request, budget)
         if not request.dry_run:
-            journal.finish_run(run_id, result.state)
+            try:
+                journal.finish_run(run_id, result.state)
+            except JournalError as exc:  # the run's outcome stands; only its journal row is stale
+                result.warnings.append(f"{exc} (its journal row still says 'running')")
         journal.close()
         tracker.update(force=True, state=result.state)
     if request.record and not request.dry_run:

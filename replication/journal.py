@@ -14,6 +14,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from forecasting.errors import SyncError
+
+#: How long a write waits for another connection's lock before it fails ("database is locked").
+BUSY_TIMEOUT_S = 5.0
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, started REAL, finished REAL, source TEXT, target TEXT,
@@ -24,6 +29,10 @@ CREATE TABLE IF NOT EXISTS files (
     dst_size INTEGER, dst_mtime_ns INTEGER, dst_ino INTEGER, hash TEXT, finished REAL
 );
 """
+
+
+class JournalError(SyncError):
+    """The journal cannot be read or written (disk full, locked, corrupt); names the file."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +53,9 @@ def open_state_db(path: Path) -> sqlite3.Connection:
     """A per-target state database (journal, signature index): autocommit, WAL, shared by threads
     (callers serialise access with their own lock)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
+    )
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     return db
@@ -56,8 +67,17 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._db = open_state_db(path)
-        self._db.executescript(_SCHEMA)
+        with self._errors("open it"):
+            self._db = open_state_db(path)
+            self._db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Turn an SQLite error into a :class:`JournalError` naming the journal and ``what``."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal {self.path}: cannot {what}: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:
@@ -66,26 +86,28 @@ class Journal:
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Group the records made inside into one transaction (one WAL commit)."""
-        with self._lock:
+        with self._lock, self._errors("begin a transaction"):
             self._db.execute("BEGIN")
         try:
-            yield
+            with self._errors("record a batch of files"):
+                yield
         except BaseException:
             with self._lock:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite may have rolled back already (disk full)
+                    self._db.execute("ROLLBACK")
             raise
-        with self._lock:
+        with self._lock, self._errors("commit its records"):
             self._db.execute("COMMIT")
 
     def start_run(self, run_id: str, *, source: str, target: str, transport: str) -> None:
-        with self._lock:
+        with self._lock, self._errors(f"start run {run_id}"):
             self._db.execute(
                 "INSERT OR REPLACE INTO runs VALUES (?, ?, NULL, ?, ?, ?, 'running')",
                 (run_id, time.time(), source, target, transport),
             )
 
     def finish_run(self, run_id: str, state: str) -> None:
-        with self._lock:
+        with self._lock, self._errors(f"record the end of run {run_id}"):
             self._db.execute(
                 "UPDATE runs SET finished = ?, state = ? WHERE run_id = ?",
                 (time.time(), state, run_id),
@@ -101,7 +123,7 @@ class Journal:
 
     def record(self, rec: FileRecord) -> None:
         """Mark ``rec.path`` finished (call after the rename and the directory fsync)."""
-        with self._lock:
+        with self._lock, self._errors(f"record {rec.path!r} as copied"):
             self._db.execute(
                 "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -118,7 +140,7 @@ class Journal:
             )
 
     def get(self, path: str) -> FileRecord | None:
-        with self._lock:
+        with self._lock, self._errors(f"look up {path!r}"):
             row = self._db.execute(
                 "SELECT path, run_id, src_size, src_mtime_ns, dst_size, dst_mtime_ns, dst_ino, hash"
                 " FROM files WHERE path = ?",
@@ -135,5 +157,5 @@ class Journal:
         return {row[0]: FileRecord(*row) for row in rows}
 
     def forget(self, path: str) -> None:
-        with self._lock:
+        with self._lock, self._errors(f"forget {path!r}"):
             self._db.execute("DELETE FROM files WHERE path = ?", (path,))

@@ -74,17 +74,33 @@ def resolve_under(
         The absolute path (not required to exist).
 
     Raises:
-        PathEscapeError: ``rel`` is absolute, contains ``..``, or a symlink leads out of ``root``.
+        PathEscapeError: ``rel`` is absolute, contains ``..``, a symlink leads out of ``root``
+            or symlinks form a loop.
     """
     pure = check_relative(rel, what=what)
-    base = Path(root).resolve()
-    resolved = (base / pure).resolve()
+    try:
+        base = Path(root).resolve()
+        resolved = (base / pure).resolve()
+    except RuntimeError as exc:  # pathlib's "Symlink loop from '...'"
+        raise PathEscapeError(
+            f"{what} {os.fspath(rel)!r}: symlink loop ({exc}); remove or fix the link"
+        ) from exc
     if resolved != base and not resolved.is_relative_to(base):
         raise PathEscapeError(
             f"{what} {os.fspath(rel)!r}: resolves to {resolved}, outside the root {base} "
             "(a symlink escapes); remove the link or sync its real directory"
         )
     return resolved
+
+
+def real_path(path: str | os.PathLike[str], *, what: str = "path") -> Path:
+    """``path`` with its symlinks resolved (need not exist); a loop is a PathEscapeError."""
+    try:
+        return Path(path).resolve()
+    except RuntimeError as exc:  # pathlib's "Symlink loop from '...'"
+        raise PathEscapeError(
+            f"{what} {os.fspath(path)!r}: symlink loop ({exc}); remove or fix the link"
+        ) from exc
 
 
 def inside(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> bool:
@@ -105,7 +121,7 @@ class Resolver:
     """
 
     def __init__(self, root: str | os.PathLike[str], *, what: str = "path") -> None:
-        self.root = Path(root).resolve()
+        self.root = real_path(root, what=what)
         self.what = what
         self._dirs: dict[str, str] = {"": str(self.root), ".": str(self.root)}
 
