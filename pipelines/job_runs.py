@@ -4,6 +4,7 @@ Columns: ``ts`` (start, UTC), ``job``, ``run_id``, ``state`` (``ok``, ``failed``
 ``skipped_locked``), ``seconds`` and ``detail`` (the job's JSON summary, the error, or
 who holds the lock). The scheduler (:mod:`pipelines.schedule`) records its runs here;
 ``train`` and ``forecast`` called directly record theirs with :func:`recorded_job`.
+Every ``detail`` is redacted (:func:`forecasting.redact.redact`): an error may quote a URI.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pandas as pd
 
 from forecasting.errors import DataValidationError
 from forecasting.lake import Lake
+from forecasting.redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -62,13 +64,15 @@ def record_run(lake: Lake, run: JobRun) -> None:
             "run_id": [run.run_id],
             "state": [run.state],
             "seconds": [float(run.seconds)],
-            "detail": [run.detail],
+            "detail": [redact(run.detail)],
         }
     )
     try:
         lake.write(JOB_RUNS, row)
     except (OSError, DataValidationError) as exc:
-        logger.warning("could not record job run %s/%s in %s: %s", run.job, run.run_id, lake, exc)
+        logger.warning(
+            "could not record job run %s/%s in %s: %s", run.job, run.run_id, lake, redact(str(exc))
+        )
 
 
 def recorded_job(

@@ -1,10 +1,45 @@
-"""Structured logs: JSON lines (or readable lines on a terminal) through structlog."""
+"""Structured logs: JSON lines (or readable lines on a terminal) through structlog.
+
+Every record is redacted (:func:`forecasting.redact.redact`): its message when it is
+created (so every handler, test captures included, sees it masked) and the final line
+of the handler (tracebacks and structlog event dicts included).
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 from typing import Any
+
+from forecasting.redact import redact
+
+_base_factory = logging.getLogRecordFactory()
+_TRACEBACKS = logging.Formatter()
+
+
+def _redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """The default record factory, with a string message and its args redacted.
+
+    A traceback is formatted and redacted here too (``exc_text``, which every stdlib
+    formatter prints as it is: MLflow's own stderr handler included).
+    """
+    record = _base_factory(*args, **kwargs)
+    if record.exc_info and not record.exc_text:
+        record.exc_text = redact(_TRACEBACKS.formatException(record.exc_info))
+    if isinstance(record.msg, str):
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # bad format args: the handler reports them
+            return record
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+    return record
+
+
+def install_redaction() -> None:
+    """Redact every log record of the process from now on (idempotent)."""
+    logging.setLogRecordFactory(_redacting_factory)
 
 
 class _CurrentStderr(logging.StreamHandler):
@@ -33,6 +68,7 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
     structlog is imported and configured on the first record emitted (a command that
     logs nothing never loads it: ~0.1 s of start-up).
     """
+    install_redaction()
     if json is None:
         json = not sys.stderr.isatty()
     handler = _CurrentStderr()
@@ -56,7 +92,7 @@ class _LazyFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         if self._inner is None:
             self._inner = _structlog_formatter(self._json)
-        return self._inner.format(record)
+        return redact(self._inner.format(record))
 
 
 def _structlog_formatter(json: bool) -> logging.Formatter:

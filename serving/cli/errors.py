@@ -16,6 +16,7 @@ from forecasting.errors import (
     SourceError,
     UnknownKeyError,
 )
+from forecasting.redact import redact
 from serving.cli.render import err_console
 
 P = ParamSpec("P")
@@ -45,7 +46,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except ReplicastError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {redact(str(exc))}", highlight=False)
             raise typer.Exit(exit_code(exc)) from None
 
     return wrapper

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from forecasting.errors import ModelNotFoundError
+from forecasting.redact import redact
 from forecasting.settings import Settings, get_settings
 from serving.cli.errors import handle_errors
 from serving.cli.render import console, fmt, progress
@@ -181,7 +182,7 @@ def train(
     console.print(
         f"registered [bold]replicast-load v{gate.version}[/] as [bold]{gate.alias}[/] "
         f"(mean champion MASE {fmt(report.score)}; {previous}); "
-        f"MLflow run {report.run_id} at {settings.tracking_uri}"
+        f"MLflow run {report.run_id} at {redact(settings.tracking_uri)}"
     )
     if ingest_sample:
         _run_forecast(settings, lake)
@@ -233,7 +234,6 @@ def latest_summary(settings: Settings) -> tuple[dict[str, Any], str]:
     Raises:
         ModelNotFoundError: no training run is recorded.
     """
-    from forecasting.redact import redact
     from models.mlflow_registry import Registry
 
     runs = Registry.from_settings(settings).latest_training_runs(limit=1)
