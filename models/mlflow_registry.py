@@ -28,9 +28,10 @@ Contract (``notes/contracts.md``):
   (a ``ModelNotFoundError``) when its artifacts differ from the recorded manifest;
   nothing is unpickled before the check. A version registered before manifests
   existed loads with a warning.
-- A network store (PostgreSQL, MySQL, an MLflow server) is checked with one TCP
-  connect of :data:`PROBE_TIMEOUT_S` before it is used, so an unreachable store
-  fails in seconds instead of going through MLflow's connection retries.
+- A network store (PostgreSQL, MySQL, an MLflow server) is checked before use with
+  one TCP connect and, for a SQL store, one database connection, each bounded by
+  :data:`PROBE_TIMEOUT_S`: an unreachable store fails in seconds instead of going
+  through MLflow's connection retries (~100 s).
 - :meth:`Registry.latest_training_runs` returns the newest finished training runs
   with their ``summary.json``, as plain data.
 
@@ -96,6 +97,24 @@ PROBE_TIMEOUT_S = 3.0
 
 #: Default ports of the network stores checked before use (scheme prefix -> port).
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433, "http": 80, "https": 443}
+
+#: SQL stores whose drivers take ``connect_timeout`` (seconds).
+_SQL_STORES = frozenset({"postgresql", "mysql"})
+
+
+def _connect_once(uri: str) -> None:
+    """Open and close one database connection to ``uri`` (no pool, bounded connect)."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    engine = sqlalchemy.create_engine(
+        uri, poolclass=NullPool, connect_args={"connect_timeout": int(PROBE_TIMEOUT_S)}
+    )
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
 
 
 @dataclass(frozen=True)
@@ -336,11 +355,15 @@ class Registry:
         return redact(self.tracking_uri)
 
     def _check_reachable(self) -> None:
-        """Fail fast when a network store does not accept a TCP connection.
+        """Fail fast when a network store does not answer, instead of MLflow's retries.
+
+        MLflow retries opening a database store about ten times with exponential
+        back-off (~100 s). One TCP connect, then for a SQL store one database
+        connection, each bounded by :data:`PROBE_TIMEOUT_S`, tell first.
 
         Raises:
-            ModelNotFoundError: the host:port of the store refuses or does not answer
-                within :data:`PROBE_TIMEOUT_S`.
+            ModelNotFoundError: the store refuses, does not answer in time, or its
+                database does not accept connections.
         """
         try:
             parts = urlsplit(self.tracking_uri)
@@ -348,15 +371,18 @@ class Registry:
             host, port = parts.hostname, parts.port
         except ValueError:
             return  # MLflow reports a malformed URI itself
-        if scheme not in _DEFAULT_PORTS or not host:
-            return  # file, sqlite, or a unix-socket DSN
+        if scheme not in _DEFAULT_PORTS:
+            return  # file or sqlite
         try:
-            socket.create_connection(
-                (host, port or _DEFAULT_PORTS[scheme]), PROBE_TIMEOUT_S
-            ).close()
-        except OSError as exc:
+            if host:
+                address = (host, port or _DEFAULT_PORTS[scheme])
+                socket.create_connection(address, PROBE_TIMEOUT_S).close()
+            if scheme in _SQL_STORES:
+                _connect_once(self.tracking_uri)
+        except Exception as exc:  # OS, sqlalchemy and driver errors
+            reason = getattr(exc, "orig", None) or exc
             raise ModelNotFoundError(
-                redact(f"MLflow registry at {self.tracking_uri} is unreachable: {exc}")
+                redact(f"MLflow registry at {self.tracking_uri} is unreachable: {reason}")
             ) from exc
 
     def _prepare(self) -> None:

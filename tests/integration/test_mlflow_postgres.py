@@ -1,16 +1,20 @@
-"""MLflow with a PostgreSQL backend store: train -> register -> load champion -> forecast."""
+"""MLflow with a PostgreSQL backend store: train -> register -> load champion -> forecast;
+an unreachable store fails within seconds."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from forecasting.errors import ModelNotFoundError
 from forecasting.lake import Lake
 from forecasting.settings import get_settings
-from models.mlflow_registry import LOAD_MODEL, Registry
+from models.artifact_manifest import MANIFEST_TAG
+from models.mlflow_registry import LOAD_MODEL, PROBE_TIMEOUT_S, Registry
 from pipelines.forecast import forecast
 from pipelines.ingest import ingest_frame
 from pipelines.simulate import simulate_fleet
@@ -55,6 +59,7 @@ def test_train_register_load_champion_and_forecast_on_postgres(
 
     loaded = Registry.from_settings(settings).load_champion(LOAD_MODEL)
     assert loaded.version == report.gate.version
+    assert "python_model.pkl" in loaded.tags[MANIFEST_TAG]  # verified before loading
     written = forecast(settings, lake=lake, loaded=loaded)
     assert written.rows > 0 and written.model_version == loaded.version
 
@@ -69,3 +74,24 @@ def test_train_register_load_champion_and_forecast_on_postgres(
     finally:
         engine.dispose()
     assert not (settings.data_dir / "mlflow.db").exists()
+
+
+def test_a_database_refusing_connections_fails_the_probe_within_seconds(
+    pg_pair: PgPair, tmp_path
+) -> None:
+    """MLflow alone retries opening the store for ~100 s; the probe answers in seconds."""
+    name = f"mlflow_{uuid.uuid4().hex[:8]}"
+    with pg_pair.primary.connect() as admin:
+        admin.execute(f"CREATE DATABASE {name} ALLOW_CONNECTIONS false")
+    try:
+        uri = f"postgresql+psycopg://postgres:Pr0be-pw@127.0.0.1:{pg_pair.primary.port}/{name}"
+        registry = Registry(uri, tmp_path / "artifacts")
+        started = time.monotonic()
+        for call in (lambda: registry.champion_version(LOAD_MODEL), registry.experiment_id):
+            with pytest.raises(ModelNotFoundError, match="not currently accepting") as info:
+                call()
+            assert "Pr0be-pw" not in str(info.value)
+        assert time.monotonic() - started < 4 * PROBE_TIMEOUT_S
+    finally:
+        with pg_pair.primary.connect() as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
