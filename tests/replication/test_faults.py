@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -88,8 +89,10 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs mounted for the test (needs root; skipped elsewhere, fails in CI)."""
     where = tmp_path / "small"
     where.mkdir()
+    mount = shutil.which("mount")
+    require(mount is not None, "no mount command to make a small tmpfs with")
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)],
+        [str(mount), "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)],
         capture_output=True,
         text=True,
         check=False,
