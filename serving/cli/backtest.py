@@ -11,7 +11,7 @@ from rich.table import Table
 from forecasting.errors import ConfigError
 from forecasting.settings import ModelName, get_settings
 from serving.cli.errors import handle_errors
-from serving.cli.render import console, progress, write_json
+from serving.cli.render import APP_OPTIONS, console, progress, write_json
 
 if TYPE_CHECKING:
     from pipelines.series_backtest import SeriesBacktestReport
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 #: The model names, for --help (the catalog itself loads pandas).
 MODEL_NAMES = ", ".join(sorted(get_args(ModelName)))
 
-app = typer.Typer(add_completion=False)
+app = typer.Typer(**APP_OPTIONS)
 
 
 @app.command("backtest")

@@ -11,10 +11,10 @@ import typer
 from forecasting.errors import ConfigError
 from forecasting.settings import get_settings
 from serving.cli.errors import handle_errors
-from serving.cli.render import console, progress, write_json
+from serving.cli.render import APP_OPTIONS, console, progress, write_json
 from serving.cli.tables import plan_tables, priority_table, sizing_table
 
-app = typer.Typer(add_completion=False)
+app = typer.Typer(**APP_OPTIONS)
 
 
 @app.command("plan")

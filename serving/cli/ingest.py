@@ -11,7 +11,7 @@ from forecasting.errors import ReplicastError
 from forecasting.redact import redact
 from forecasting.settings import Settings, get_settings
 from serving.cli.errors import handle_errors
-from serving.cli.render import console, progress
+from serving.cli.render import APP_OPTIONS, console, progress
 from serving.cli.tables import ingest_table, short_path
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ DATASET_HELP = (
 )
 
 
-app = typer.Typer(add_completion=False)
+app = typer.Typer(**APP_OPTIONS)
 
 
 @app.command("ingest")

@@ -13,7 +13,7 @@ from forecasting.errors import ReplicastError
 from forecasting.settings import get_settings
 from pipelines.jobs import JOBS, get_job
 from serving.cli.errors import handle_errors
-from serving.cli.render import console, err_console
+from serving.cli.render import APP_OPTIONS, console, err_console
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,7 +92,7 @@ def _report(run: JobRun) -> None:
     raise typer.Exit(1)
 
 
-app = typer.Typer(add_completion=False)
+app = typer.Typer(**APP_OPTIONS)
 
 
 @app.command("schedule")

@@ -14,7 +14,7 @@ import typer
 from forecasting.errors import ConfigError
 from forecasting.settings import get_settings
 from serving.cli.errors import handle_errors
-from serving.cli.render import err_console
+from serving.cli.render import APP_OPTIONS, err_console
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 GRACEFUL_SHUTDOWN_S = 30
 
 
-app = typer.Typer(add_completion=False)
+app = typer.Typer(**APP_OPTIONS)
 
 
 def is_loopback(host: str) -> bool:

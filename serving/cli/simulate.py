@@ -13,12 +13,12 @@ from forecasting.errors import ConfigError
 from forecasting.settings import Fleet, get_settings
 from pipelines.sample_spec import SAMPLE
 from serving.cli.errors import handle_errors
-from serving.cli.render import console, progress
+from serving.cli.render import APP_OPTIONS, console, progress
 
 if TYPE_CHECKING:
     from pipelines.simulate import SimulationSummary
 
-app = typer.Typer(add_completion=False)
+app = typer.Typer(**APP_OPTIONS)
 
 
 @app.command("simulate")

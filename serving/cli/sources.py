@@ -10,7 +10,7 @@ import typer
 from forecasting.errors import ConfigError
 from forecasting.settings import get_settings
 from serving.cli.errors import handle_errors
-from serving.cli.render import console
+from serving.cli.render import APP_OPTIONS, console
 
 if TYPE_CHECKING:
     from pipelines.collect import TickReport
@@ -20,7 +20,7 @@ SOURCE_HELP = (
     "repeat for the primary and each replica."
 )
 
-app = typer.Typer(add_completion=False)
+app = typer.Typer(**APP_OPTIONS)
 
 
 def _seconds(text: str, option: str) -> float:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from serving.cli.errors import handle_errors
-from serving.cli.render import console, human_bytes, progress
+from serving.cli.render import APP_OPTIONS, console, human_bytes, progress
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from replication.progress import ProgressSnapshot
     from replication.request import OrderName, SyncResult, TransportName
 
-app = typer.Typer(add_completion=False)
+app = typer.Typer(**APP_OPTIONS)
 
 
 def _table(result: SyncResult) -> Table:

@@ -13,7 +13,7 @@ from forecasting.errors import ModelNotFoundError
 from forecasting.redact import redact
 from forecasting.settings import Settings, get_settings
 from serving.cli.errors import handle_errors
-from serving.cli.render import console, fmt, progress
+from serving.cli.render import APP_OPTIONS, console, fmt, progress
 from serving.cli.tables import (
     ingest_table,
     leaderboard_table,
@@ -116,7 +116,7 @@ def _run_decisions(settings: Settings, lake: Lake) -> None:
         console.print(table)
 
 
-app = typer.Typer(add_completion=False)
+app = typer.Typer(**APP_OPTIONS)
 
 
 @app.command("train")
