@@ -413,7 +413,8 @@ class ModelCache:
     ) -> SeriesCache | None:
         """The series history from the lake, or what to serve when the read fails.
 
-        On a :class:`LakeReadError` the failure is recorded (readiness, metric, log);
+        On a failure (a :class:`LakeReadError`, or any error of the read) it is recorded
+        (readiness, metric, log), never taken for a registry failure;
         with a previous model whose history is good this returns None (keep it),
         otherwise a cache marked ``unavailable`` with the reason.
         """
@@ -426,8 +427,8 @@ class ModelCache:
                 window_days=self.window_days,
                 previous=good,
             )
-        except LakeReadError as exc:
-            reason = redact(str(exc))
+        except Exception as exc:  # LakeReadError, or anything else the lake read raised
+            reason = redact(str(exc) if isinstance(exc, LakeReadError) else f"lake read: {exc!r}")
             if self.lake_error is None:
                 self.lake_error_since = time.time()
             self.lake_error = reason
@@ -436,7 +437,11 @@ class ModelCache:
                 logger.error("%s; keeping the series history read before", reason)
                 return None
             logger.error("%s; known-series forecasts are unavailable", reason)
-            return SeriesCache({}, lake_stamp(Lake(self.settings.lake_dir)), unavailable=reason)
+            try:
+                stamp = lake_stamp(Lake(self.settings.lake_dir))
+            except Exception:  # unlistable: retry the read at every refresh
+                stamp = (-1, 0.0)
+            return SeriesCache({}, stamp, unavailable=reason)
         self.lake_error = None
         self.lake_error_since = None
         self.metrics.lake_read_up.set(1)
@@ -446,8 +451,11 @@ class ModelCache:
 
     def _refresh_series(self, model: ServingModel) -> None:
         """Re-read the history when the lake's ``node_metrics`` files changed."""
-        if lake_stamp(Lake(self.settings.lake_dir)) == model.series.lake_stamp:
-            return
+        try:
+            if lake_stamp(Lake(self.settings.lake_dir)) == model.series.lake_stamp:
+                return
+        except Exception as exc:  # an unlistable lake: the read below records why
+            logger.debug("lake stamp failed: %s", exc)
         series = self._read_series(model.forecaster, model)
         if series is None:
             return

@@ -91,10 +91,13 @@ class SeriesCache:
 
 def lake_stamp(lake: Lake) -> tuple[int, float]:
     """A cheap fingerprint of ``node_metrics`` (file count, newest mtime) to detect new data."""
-    files = lake.partitions(NODE_METRICS)
-    if not files:
-        return (0, 0.0)
-    return (len(files), max(f.stat().st_mtime for f in files))
+    mtimes = []
+    for path in lake.partitions(NODE_METRICS):
+        try:
+            mtimes.append(path.stat().st_mtime)
+        except FileNotFoundError:  # removed since the listing: the next stamp differs anyway
+            continue
+    return (len(mtimes), max(mtimes, default=0.0))
 
 
 def _day(path: Path) -> date:
