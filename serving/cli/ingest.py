@@ -41,11 +41,12 @@ def ingest(
     """Validate inputs and load them into the lake; bad rows go to the quarantine.
 
     Rows that fail validation (missing or mistyped value, out of range, bad
-    timestamp, duplicate) are written to the `quarantine` dataset with their
-    file, row number and reason, and the good rows still land. An input
-    that cannot be used at all (unreadable, corrupt, missing a required
-    column) is reported and the command exits non-zero after the others.
-    Ingesting the same data twice gives the same lake.
+    or far-future timestamp, malformed CSV line, duplicate) are written to
+    the `quarantine` dataset with their file, row number and reason, and the
+    good rows still land; every CSV line is counted once. An input that
+    cannot be used at all (unreadable, corrupt, missing a required column)
+    or cannot be written (disk full) is reported and the command exits 4
+    after the others. Ingesting the same data twice gives the same lake.
     """
     # deferred (here and below): pandas, through the lake and the pipeline, not for --help
     from forecasting.lake import Lake
