@@ -306,8 +306,8 @@ def _column(name: str, values: list[Any]) -> pa.Array:
     if kinds <= {int}:
         return _int64s(values)
     if kinds <= {int, float}:
-        data = array("d", values)
-        return pa.Array.from_buffers(pa.float64(), len(data), [None, pa.py_buffer(data)])
+        floats = array("d", values)
+        return pa.Array.from_buffers(pa.float64(), len(floats), [None, pa.py_buffer(floats)])
     if kinds <= {datetime} and all(v.tzinfo is not None for v in values):
         micros = [(v - _EPOCH_UTC) // timedelta(microseconds=1) for v in values]
         return _int64s([m * 1000 for m in micros]).view(pa.timestamp("ns", "UTC"))

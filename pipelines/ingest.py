@@ -251,13 +251,15 @@ def ingest_paths(
     return reports
 
 
-def ingest_sample(lake: Lake, *, now: datetime | None = None) -> list[IngestReport]:
+def ingest_sample(
+    lake: Lake, *, now: datetime | None = None, bounds: TimeBounds | None = None
+) -> list[IngestReport]:
     """Ingest the shipped sample fleet (``data/sample/*.parquet``).
 
     Raises:
         DataValidationError: the sample directory holds no Parquet file.
     """
-    return ingest_paths(sample_paths(), lake=lake, now=now)
+    return ingest_paths(sample_paths(), lake=lake, now=now, bounds=bounds)
 
 
 def sample_paths(sample_dir: Path | None = None) -> list[Path]:

@@ -38,7 +38,14 @@ def ingest_job(settings: Settings) -> str:
         ReplicastError: an input was refused (the type of the first refusal).
     """
     # deferred: keeps the heavy pipeline imports off the scheduler start-up
-    from pipelines.ingest import failed_report, ingest_paths, ingest_sample, ingest_uri, is_uri
+    from pipelines.ingest import (
+        failed_report,
+        ingest_paths,
+        ingest_sample,
+        ingest_uri,
+        is_uri,
+        time_bounds,
+    )
 
     if not settings.ingest_sources:
         raise ConfigError(
@@ -46,17 +53,20 @@ def ingest_job(settings: Settings) -> str:
             'e.g. ingest_sources = ["sample"]'
         )
     lake = Lake(settings.lake_dir)
+    bounds = time_bounds(settings)  # the settings of this run, not the process's
     reports = []
     first_error: ReplicastError | None = None
     for spec in settings.ingest_sources:
         try:
             if spec == "sample":
-                reports.extend(ingest_sample(lake))
+                reports.extend(ingest_sample(lake, bounds=bounds))
             elif is_uri(spec):
                 reports.extend(ingest_uri(spec, lake=lake, settings=settings))
             else:
                 reports.extend(
-                    ingest_paths([spec.removeprefix("file://")], lake=lake, on_error="report")
+                    ingest_paths(
+                        [spec.removeprefix("file://")], lake=lake, on_error="report", bounds=bounds
+                    )
                 )
         except ReplicastError as exc:
             first_error = first_error or exc
