@@ -10,8 +10,9 @@ from rich.table import Table
 
 from forecasting.errors import ConfigError
 from forecasting.settings import ModelName, get_settings
+from serving.cli import APP_OPTIONS
 from serving.cli.errors import handle_errors
-from serving.cli.render import APP_OPTIONS, console, progress, write_json
+from serving.cli.render import console, progress, write_json
 
 if TYPE_CHECKING:
     from pipelines.series_backtest import SeriesBacktestReport

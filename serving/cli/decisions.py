@@ -10,8 +10,9 @@ import typer
 
 from forecasting.errors import ConfigError
 from forecasting.settings import get_settings
+from serving.cli import APP_OPTIONS
 from serving.cli.errors import handle_errors
-from serving.cli.render import APP_OPTIONS, console, progress, write_json
+from serving.cli.render import console, progress, write_json
 from serving.cli.tables import plan_tables, priority_table, sizing_table
 
 app = typer.Typer(**APP_OPTIONS)

@@ -17,7 +17,6 @@ from forecasting.errors import (
     UnknownKeyError,
 )
 from forecasting.redact import redact
-from serving.cli.render import err_console
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -46,6 +45,8 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except ReplicastError as exc:
+            from serving.cli.render import err_console  # rich loads only to print an error
+
             err_console.print(f"[bold red]error:[/] {redact(str(exc))}", highlight=False)
             raise typer.Exit(exit_code(exc)) from None
 

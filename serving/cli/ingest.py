@@ -10,8 +10,9 @@ import typer
 from forecasting.errors import ReplicastError
 from forecasting.redact import redact
 from forecasting.settings import Settings, get_settings
+from serving.cli import APP_OPTIONS
 from serving.cli.errors import handle_errors
-from serving.cli.render import APP_OPTIONS, console, progress
+from serving.cli.render import console, progress
 from serving.cli.tables import ingest_table, short_path
 
 if TYPE_CHECKING:

@@ -12,8 +12,9 @@ from rich.table import Table
 from forecasting.errors import ReplicastError
 from forecasting.settings import get_settings
 from pipelines.jobs import JOBS, get_job
+from serving.cli import APP_OPTIONS
 from serving.cli.errors import handle_errors
-from serving.cli.render import APP_OPTIONS, console, err_console
+from serving.cli.render import console, err_console
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -29,10 +29,6 @@ from forecasting import jsonio
 console = Console()
 err_console = Console(stderr=True)
 
-#: The options of every command module's ``typer.Typer``: plain (click) help text. Rich
-#: help imports ~0.3 s of modules on every ``--help``; the commands' output stays rich.
-APP_OPTIONS: dict[str, Any] = {"add_completion": False, "rich_markup_mode": None}
-
 
 def progress(*, bytes: bool = False, disable: bool = False) -> Progress:
     """A transient progress bar on stderr; update each task's description, completed, total.

@@ -13,8 +13,9 @@ import typer
 
 from forecasting.errors import ConfigError
 from forecasting.settings import get_settings
+from serving.cli import APP_OPTIONS
 from serving.cli.errors import handle_errors
-from serving.cli.render import APP_OPTIONS, err_console
+from serving.cli.render import err_console
 
 logger = logging.getLogger(__name__)
 

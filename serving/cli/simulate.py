@@ -12,8 +12,9 @@ from rich.table import Table
 from forecasting.errors import ConfigError
 from forecasting.settings import Fleet, get_settings
 from pipelines.sample_spec import SAMPLE
+from serving.cli import APP_OPTIONS
 from serving.cli.errors import handle_errors
-from serving.cli.render import APP_OPTIONS, console, progress
+from serving.cli.render import console, progress
 
 if TYPE_CHECKING:
     from pipelines.simulate import SimulationSummary

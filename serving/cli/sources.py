@@ -9,8 +9,9 @@ import typer
 
 from forecasting.errors import ConfigError
 from forecasting.settings import get_settings
+from serving.cli import APP_OPTIONS
 from serving.cli.errors import handle_errors
-from serving.cli.render import APP_OPTIONS, console
+from serving.cli.render import console
 
 if TYPE_CHECKING:
     from pipelines.collect import TickReport

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from serving.cli import APP_OPTIONS
 from serving.cli.errors import handle_errors
-from serving.cli.render import APP_OPTIONS, console, human_bytes, progress
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -22,6 +22,8 @@ app = typer.Typer(**APP_OPTIONS)
 
 def _table(result: SyncResult) -> Table:
     from rich.table import Table
+
+    from serving.cli.render import human_bytes
 
     table = Table(title=f"sync {result.run_id}: {result.state}", show_header=False)
     table.add_column("what", style="bold")
@@ -118,6 +120,7 @@ def sync(
     from forecasting.units import parse_rate, parse_size
     from replication.executor import run_sync
     from replication.request import SyncRequest
+    from serving.cli.render import console, progress
 
     settings = get_settings()
     request = SyncRequest(

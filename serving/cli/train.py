@@ -12,8 +12,9 @@ import typer
 from forecasting.errors import ModelNotFoundError
 from forecasting.redact import redact
 from forecasting.settings import Settings, get_settings
+from serving.cli import APP_OPTIONS
 from serving.cli.errors import handle_errors
-from serving.cli.render import APP_OPTIONS, console, fmt, progress
+from serving.cli.render import console, fmt, progress
 from serving.cli.tables import (
     ingest_table,
     leaderboard_table,
