@@ -76,7 +76,7 @@ class Tally:
     rows_lost: int = 0
     secrets_echoed: int = 0
     hangs: int = 0
-    misplaced_writes: int = 0
+    misplaced_writes: int = 0  # tries that wrote (or deleted) where they should not
     failures: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -140,7 +140,7 @@ class Results:
             t.rows_lost += rows_lost
             why.append(f"{rows_lost} row(s) lost")
         if misplaced:
-            t.misplaced_writes += len(misplaced)
+            t.misplaced_writes += 1
             why.append(f"written where it should not be: {misplaced[:3]}")
         if why:
             t.failures.append({"case": case, "code": code, "why": why, "repro": repro})
@@ -789,7 +789,14 @@ def try_options(results: Results, root: Path, timeout: float) -> None:
         r = run(args, cwd, timeout=timeout)
         after = tree(d)
         new = sorted(after - before)
-        allowed_prefixes = ("tgt", "sub/tgt", "var/lake/sync_runs", "var/sync", "var/locks")
+        allowed_prefixes = (
+            "tgt",
+            "sub/tgt",
+            "var/lake/sync_runs",
+            "var/sync",
+            "var/locks",
+            "sub/var",
+        )
         misplaced = [p for p in new if not p.startswith(allowed_prefixes)]
         misplaced += [f"deleted {p}" for p in sorted(before - after)]
         if case in ("target_data_dir", "target_lake"):
@@ -801,7 +808,7 @@ def try_options(results: Results, root: Path, timeout: float) -> None:
         for marker in (d / marker_name, cwd / marker_name):
             if marker.exists():
                 misplaced.append(f"{marker} (a command ran)")
-        if r.code != 0:  # refused: nothing at all should have been copied
+        if r.code in (2, 3):  # refused (usage, config): nothing should have been copied
             misplaced += [p for p in new if "seg-hostile" in p and p not in misplaced]
         results.record(
             "cli_options",
