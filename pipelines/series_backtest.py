@@ -33,6 +33,7 @@ import pandas as pd
 
 from forecasting.backtest import BacktestResult, ProgressHook, backtest, fold_cuts, split_fold
 from forecasting.champion import choose_champion
+from forecasting.errors import ConfigError
 from forecasting.forecaster import SERIES
 from forecasting.settings import ForecastConfig, ModelName
 from models.catalog import factory
@@ -147,6 +148,26 @@ def choose_per_series(inner_scores: pd.DataFrame) -> dict[str, str]:
     return out
 
 
+def check_windows_fit(series: Sequence[RegularSeries], *, horizon: int, folds: int) -> None:
+    """Refuse ``folds`` x ``horizon`` that no series can hold, before any work.
+
+    Raises:
+        ConfigError: ``horizon`` or ``folds`` is below 1, or the longest series is
+            shorter than ``(folds + 2) * horizon`` steps (the test windows plus the
+            ``2 * horizon`` training steps the first fold needs).
+    """
+    if horizon < 1 or folds < 1:
+        raise ConfigError(f"horizon ({horizon}) and folds ({folds}) must be at least 1")
+    longest = max((len(s.values) for s in series), default=0)
+    needed = (folds + 2) * horizon
+    if needed > longest:
+        raise ConfigError(
+            f"folds x horizon do not fit: {folds} folds of {horizon} steps need "
+            f"(folds + 2) x horizon = {needed} steps, the longest series has {longest}; "
+            f"use at most {max(longest // horizon - 2, 0)} folds of this horizon"
+        )
+
+
 def run_series_backtest(
     series: Sequence[RegularSeries],
     *,
@@ -173,7 +194,12 @@ def run_series_backtest(
         champion_scope: ``"run"`` (one choice per fold for all series) or ``"series"``.
         seed: model seed.
         progress: called after each model fit (outer and inner).
+
+    Raises:
+        ConfigError: ``folds`` windows of ``horizon`` steps (plus ``2 * horizon``
+            training steps) do not fit in the longest series.
     """
+    check_windows_fit(series, horizon=horizon, folds=folds)
     candidates = [m for m in (candidates or models) if m in models]
     groups: dict[pd.Timedelta, list[RegularSeries]] = {}
     for s in series:

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 #: The model names, for --help (the catalog itself loads pandas).
 MODEL_NAMES = ", ".join(sorted(get_args(ModelName)))
+#: Upper bounds of --horizon and --folds (ten years of hourly steps; a thousand windows).
+MAX_HORIZON = 87_840
+MAX_FOLDS = 1_000
 
 app = typer.Typer(**APP_OPTIONS)
 
@@ -42,9 +45,14 @@ def backtest_series(
             help="value column; several comma-separated names = the first one each file has",
         ),
     ] = "value",
-    horizon: Annotated[int, typer.Option("--horizon", min=1, help="steps per test window")] = 24,
+    horizon: Annotated[
+        int, typer.Option("--horizon", min=1, max=MAX_HORIZON, help="steps per test window")
+    ] = 24,
     folds: Annotated[
-        int, typer.Option("--folds", min=1, help="test windows (the last folds x horizon)")
+        int,
+        typer.Option(
+            "--folds", min=1, max=MAX_FOLDS, help="test windows (the last folds x horizon)"
+        ),
     ] = 3,
     models: Annotated[
         list[str] | None,
@@ -65,7 +73,10 @@ def backtest_series(
     inner_folds: Annotated[
         int,
         typer.Option(
-            "--inner-folds", min=1, help="training-part windows used to choose the champion"
+            "--inner-folds",
+            min=1,
+            max=MAX_FOLDS,
+            help="training-part windows used to choose the champion",
         ),
     ] = 1,
     champion_scope: Annotated[

@@ -83,3 +83,31 @@ def test_help_lists_the_catalog_models() -> None:
     result = CliRunner().invoke(app, ["backtest", "--help"], env={"COLUMNS": "300"})
     assert result.exit_code == 0
     assert f"Known: {', '.join(known_models())}" in " ".join(result.output.split())
+
+
+def _backtest(tmp_path, *extra: str):
+    _csv(tmp_path / "a.csv", 0)
+    args = ["backtest", "--series", str(tmp_path / "a.csv"), "--models", "seasonal_naive_day"]
+    return CliRunner().invoke(app, [*args, *extra])
+
+
+def test_huge_folds_are_refused_by_the_option(tmp_path) -> None:
+    """Issue 11: --folds 99999999999999999999 hung; the option's range refuses it at once."""
+    result = _backtest(tmp_path, "--folds", "99999999999999999999")
+    assert result.exit_code == 2
+    assert "--folds" in result.output and "Traceback" not in result.output
+
+
+def test_huge_horizon_is_refused_by_the_option(tmp_path) -> None:
+    result = _backtest(tmp_path, "--horizon", "10000000")
+    assert result.exit_code == 2
+    assert "--horizon" in result.output
+
+
+def test_folds_that_do_not_fit_the_series_are_a_clear_error(tmp_path) -> None:
+    """12 days of 5-minute samples = 288 hourly steps: 1000 folds of 24 cannot fit."""
+    result = _backtest(tmp_path, "--folds", "1000", "--horizon", "24")
+    assert result.exit_code == 3, result.output
+    out = " ".join(result.output.split())
+    assert "folds x horizon do not fit" in out and "288" in out
+    assert "Traceback" not in result.output
