@@ -68,6 +68,8 @@ _NUMBER = r"^[+-]?\d+(?:\.\d*)?$"
 _YEAR = r"^\s*(\d{4,})-\d\d-\d\d"
 #: The years a ``datetime64[ns]`` holds whole.
 _FIRST_YEAR, _LAST_YEAR = 1678, 2261
+# epoch seconds at or beyond this magnitude do not fit datetime64[ns] (pandas overflows)
+_EPOCH_LIMIT_S = 9.2e9
 
 
 @dataclass(frozen=True)
@@ -396,7 +398,7 @@ def _check_ts(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Series]]:
     elif pd.api.types.is_datetime64_dtype(raw.dtype):
         typed = raw.dt.tz_localize("UTC")
     elif pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
-        typed = pd.to_datetime(raw, unit="s", utc=True, errors="coerce")
+        typed = pd.to_datetime(_epoch_seconds(raw), unit="s", utc=True, errors="coerce")
     else:
         text = _text_array(raw)
         missing = pd.Series(_nulls(text), index=raw.index)
@@ -406,8 +408,13 @@ def _check_ts(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Series]]:
         reasons.append(_reason(missing, f"{col.name}: missing value"))
     bad = typed.isna() & ~missing
     if bad.any():
-        year = pd.to_numeric(raw[bad].astype(str).str.extract(_YEAR, expand=False), errors="coerce")
-        far = (year < _FIRST_YEAR) | (year > _LAST_YEAR)
+        shown = raw[bad].astype(str).str.strip()
+        year = pd.to_numeric(shown.str.extract(_YEAR, expand=False), errors="coerce")
+        if pd.api.types.is_numeric_dtype(raw.dtype):
+            seconds = raw[bad].astype("float64")
+        else:
+            seconds = pd.to_numeric(shown.where(shown.str.match(_NUMBER)), errors="coerce")
+        far = (year < _FIRST_YEAR) | (year > _LAST_YEAR) | (seconds.abs() >= _EPOCH_LIMIT_S)
         if far.any():
             reasons.append(
                 col.name
@@ -458,9 +465,19 @@ def _parse_ts_text(text: pa.StringArray) -> NDArray[np.datetime64]:
     )
     if epoch.any():
         seconds = pd.to_numeric(pd.Series(text.filter(epoch).to_pylist()), errors="coerce")
-        stamps = pd.to_datetime(seconds, unit="s", errors="coerce")
+        stamps = pd.to_datetime(_epoch_seconds(seconds), unit="s", errors="coerce")
         out[epoch] = stamps.to_numpy(dtype="datetime64[ns]")
     return out
+
+
+def _epoch_seconds(values: pd.Series) -> pd.Series:
+    """Numbers as float seconds, NaN where too large for ``datetime64[ns]``.
+
+    pandas raises ``OverflowError`` on such values instead of coercing, and wraps
+    ``uint64`` values past ``int64`` silently.
+    """
+    seconds = values.astype("float64")
+    return seconds.where(seconds.abs() < _EPOCH_LIMIT_S)
 
 
 def _check_number(raw: pd.Series, col: Column) -> tuple[pd.Series, list[pd.Series]]:

@@ -248,3 +248,32 @@ def test_times_outside_the_bounds_are_filed_under_the_epoch() -> None:
     out = validate(pd.DataFrame(rows), NODE_METRICS, source="b.csv", now=NOW, bounds=floor)
     assert out.quarantined["ts"].tolist() == [pd.Timestamp(0, tz="UTC")] * 2
     assert out.quarantined["reason"].iloc[1].startswith("ts: '2001-06-01' is before 2005-01-01")
+
+
+@pytest.mark.parametrize(
+    "ts", ["99999999999999999999", "-99999999999999999999", "18446744073709551615"]
+)
+def test_epoch_text_past_int64_is_far_out_of_range(ts: str) -> None:
+    good, bad = _check({"ts": ts})
+    assert len(good) == 2
+    assert bad["reason"].tolist() == [f"ts: '{ts}' is far out of range (years 1678..2261 only)"]
+    assert bad["ts"].tolist() == [pd.Timestamp(0, tz="UTC")]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.Series([1767225600.0, 1e20, -1e20]),
+        pd.Series([1767225600, 2**64 - 1, 2**63], dtype="uint64"),
+        pd.Series([1767225600, 2**62, -(2**62)], dtype="int64"),
+        pd.Series([1767225600, 2**62, None], dtype="Int64"),
+    ],
+    ids=["float", "uint64", "int64", "nullable"],
+)
+def test_numeric_epoch_past_int64_is_far_out_of_range(values: pd.Series) -> None:
+    frame = pd.DataFrame([_good_row(i) for i in range(3)]).assign(ts=values)
+    out = validate(frame, NODE_METRICS, source="p.parquet", now=NOW)
+    assert out.good["ts"].tolist() == [pd.Timestamp("2026-01-01", tz="UTC")]
+    reasons = out.quarantined["reason"].tolist()
+    assert all("is far out of range" in r or r == "ts: missing value" for r in reasons), reasons
+    assert len(reasons) == 2
