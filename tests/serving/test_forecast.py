@@ -139,3 +139,21 @@ def test_oversized_body_is_413(base: str) -> None:
     big = {"series_ids": ["orders/us-east"], "pad": "x" * 1_200_000}
     response = httpx.post(f"{base}/v1/forecast", json=big)
     assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "0001-01-01T00:00:00Z",
+        "2262-04-12T00:00:00Z",
+        "9999-12-31T23:00:00-05:00",
+        "1969-12-31T23:00:00Z",
+    ],
+)
+def test_out_of_range_timestamps_are_422_naming_the_index(base: str, stamp: str) -> None:
+    body = {"history": {"ts": ["2026-01-01T22:00:00Z", stamp], "y": [1, 2]}}
+    response = httpx.post(f"{base}/v1/forecast", json=body)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "history", "ts", 1]
+    assert "1970-01-01 and 2200-01-01" in error["msg"]
