@@ -181,7 +181,7 @@ def ingest_file(
             written (disk full...); the message names the file and the reason.
     """
     started = time.perf_counter()
-    path = Path(path).expanduser().resolve()
+    path = _resolved(Path(path))
     source = str(path)
     if not path.is_file():
         what = "no file matches this pattern" if glob.has_magic(source) else "no such file"
@@ -300,7 +300,10 @@ def expand_paths(paths_or_globs: Iterable[str | Path]) -> list[Path]:
     seen: set[Path] = set()
     unique = []
     for path in out:
-        key = path.expanduser().resolve()
+        try:
+            key = path.expanduser().resolve()
+        except (OSError, RuntimeError):  # a symlink loop: ingest_file refuses it by name
+            key = path.expanduser().absolute()
         if key not in seen:
             seen.add(key)
             unique.append(path)
@@ -758,6 +761,23 @@ def _not_utf8(frame: pd.DataFrame) -> list[pd.Series]:
 
 def _empty_good(validator: Validator) -> pd.DataFrame:
     return validator.validate(pd.DataFrame(columns=validator.schema.names), rows=np.array([])).good
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` made absolute with its symlinks followed.
+
+    Raises:
+        DataValidationError: a symlink loop (``Path.resolve`` raises ``RuntimeError``
+            before Python 3.13, ``OSError`` after) or another unresolvable path.
+    """
+    try:
+        return path.expanduser().resolve()
+    except RuntimeError:
+        raise DataValidationError(
+            f"{path}: symlink loop (a link that points back to itself)"
+        ) from None
+    except OSError as exc:
+        raise DataValidationError(f"{path}: {exc.strerror or exc}") from None
 
 
 def _first_line(exc: BaseException) -> str:

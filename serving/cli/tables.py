@@ -58,7 +58,7 @@ def short_path(source: str | Path) -> str:
         return text
     try:
         return str(Path(text).resolve().relative_to(Path.cwd().resolve()))
-    except (ValueError, OSError):
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop
         return text
 
 

@@ -11,6 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
 from forecasting.errors import DataValidationError, SourceError
 from forecasting.lake import Lake
@@ -477,3 +479,24 @@ def test_a_line_longer_than_a_block_is_one_row(
     report = ingest_file(path, lake=lake, now=NOW)
     assert (report.rows_in, report.rows_good, report.rows_quarantined) == (4, 4, 0)
     assert sorted(lake.read("node_metrics")["node"].str.len()) == [2, 2, 3000, 5000]
+
+
+def _cli(*args: str) -> Result:
+    """``replicast ingest`` run in-process; stdout and stderr both in ``output``."""
+    from serving.cli import app
+
+    return CliRunner().invoke(app, ["ingest", *args], env={"COLUMNS": "300"})
+
+
+def test_a_symlink_loop_is_refused_by_name_and_the_other_inputs_land(
+    tmp_path: Path, lake: Lake
+) -> None:
+    (tmp_path / "b.csv").symlink_to("a.csv")
+    (tmp_path / "a.csv").symlink_to("b.csv")
+    good = _write_csv(tmp_path / "node_metrics.csv", [_line(0), _line(1)])
+    assert len(expand_paths([tmp_path / "a.csv", tmp_path / "b.csv", good])) == 3
+    result = _cli("-s", "a.csv", "-s", str(good))
+    assert result.exit_code == 4, result.output
+    assert "Traceback" not in result.output and "RuntimeError" not in result.output
+    assert "error: a.csv: symlink loop" in result.output
+    assert len(lake.read("node_metrics")) == 2
