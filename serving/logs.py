@@ -2,7 +2,8 @@
 
 Every record is redacted (:func:`forecasting.redact.redact`): its message when it is
 created (so every handler, test captures included, sees it masked) and the final line
-of the handler (tracebacks and structlog event dicts included).
+of the handler (tracebacks and structlog event dicts included). JSON lines carry a
+traceback as text in ``exception``.
 """
 
 from __future__ import annotations
@@ -99,8 +100,17 @@ def _structlog_formatter(json: bool) -> logging.Formatter:
     """Configure structlog and return the formatter of the stdlib handler."""
     import structlog
 
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    def exception_text(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        """``exc_info`` rendered as redacted text in ``exception`` (JSON cannot hold it)."""
+        event_dict = structlog.processors.format_exc_info(logger, method, event_dict)
+        if isinstance(event_dict.get("exception"), str):
+            event_dict["exception"] = redact(event_dict["exception"])
+        return event_dict
+
+    render: list[Any] = (
+        [exception_text, structlog.processors.JSONRenderer()]
+        if json
+        else [structlog.dev.ConsoleRenderer(colors=False)]
     )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -115,5 +125,5 @@ def _structlog_formatter(json: bool) -> logging.Formatter:
     )
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *render],
     )

@@ -38,3 +38,28 @@ def test_json_lines_go_to_the_current_stderr_even_after_a_swap(
     assert line["event"] == "segment orders_p001 copied"
     assert line["level"] == "info" and line["logger"] == "replicast.test"
     assert "timestamp" in line
+
+
+def test_json_lines_carry_the_redacted_traceback(
+    restore_root: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", out)
+    configure_logging("INFO", json=True)
+
+    def connect() -> None:
+        raise ConnectionError("cannot reach postgresql://u:SECRET@h/db")
+
+    try:
+        connect()
+    except ConnectionError:
+        logging.getLogger("replicast.test").exception("request failed")
+
+    text = out.getvalue().strip().splitlines()[-1]
+    assert "SECRET" not in text
+    line = json.loads(text)
+    assert line["event"] == "request failed"
+    assert "exc_info" not in line
+    assert "Traceback (most recent call last)" in line["exception"]
+    assert "in connect" in line["exception"]
+    assert "ConnectionError: cannot reach postgresql://" in line["exception"]
