@@ -21,6 +21,7 @@ from pathlib import Path
 
 from forecasting.errors import ConfigError, ReplicastError
 from forecasting.settings import Settings, get_settings
+from forecasting.sync_endpoints import SyncEndpoint, clash_with, is_this_host
 from replication.catalog import Segment, build_catalog
 from replication.context import RunContext
 from replication.journal import Journal, JournalError
@@ -72,8 +73,8 @@ def run_sync(
             f"--target {request.target}: the delta transport copies to local paths only; "
             "use --transport rsync for host:path targets"
         )
-    if not endpoint.is_remote:
-        real_path(endpoint.path, what="--target")  # a symlink loop is refused before the run
+    request.check()
+    _check_target(endpoint, source_root, settings)
     run_id = uuid.uuid4().hex[:16]
     result = SyncResult(
         run_id=run_id,
@@ -137,6 +138,39 @@ def run_sync(
         except (ReplicastError, OSError) as exc:
             result.warnings.append(f"could not record the run in sync_runs: {exc}")
     return result
+
+
+def _check_target(endpoint: Endpoint, source_root: Path, settings: Settings) -> None:
+    """Refuse a target replicast must not write to, before anything is touched.
+
+    Raises:
+        ConfigError: the host starts with ``-`` (an ssh option), or a target on this
+            machine is a regular file, is/holds/lies in replicast's own state
+            (:attr:`Settings.protected_paths`) or overlaps the source.
+        PathEscapeError: the target is a symlink loop.
+    """
+    if endpoint.host is not None:
+        if endpoint.host.startswith("-"):
+            raise ConfigError(f"--target {endpoint}: a host may not start with '-'")
+        if not is_this_host(endpoint.host.rsplit("@", 1)[-1]):
+            return  # another machine: its paths are not ours
+        if not endpoint.path.startswith("/"):
+            return  # relative to the remote login's home: not knowable here
+    where = real_path(endpoint.path, what="--target")  # a symlink loop is refused here
+    try:
+        clash = clash_with(SyncEndpoint(path=str(where), role="target"), settings.protected_paths)
+    except ValueError as exc:  # e.g. control characters in the path
+        raise ConfigError(f"--target {endpoint}: {exc}") from None
+    if clash:
+        raise ConfigError(f"--target: {clash}")
+    if where.exists() and not where.is_dir():
+        raise ConfigError(f"--target {endpoint}: exists and is not a directory")
+    source = real_path(source_root, what="--source")
+    if where == source or where.is_relative_to(source) or source.is_relative_to(where):
+        raise ConfigError(
+            f"--target {endpoint}: overlaps --source {source_root} "
+            "(one is, or lies inside, the other); give separate directories"
+        )
 
 
 def _ordered_segments(

@@ -2,15 +2,50 @@
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from forecasting.errors import ConfigError
+from forecasting.units import MAX_BYTES
+
 TransportName = Literal["delta", "rsync"]
 OrderName = Literal["priority", "alpha"]
 RunState = Literal["finished", "partial", "failed", "cancelled", "dry-run"]
 SegmentState = Literal["copied", "skipped", "failed", "pending"]
+
+#: The highest ``bwlimit`` accepted (bytes/s): 1 TiB/s, beyond any real link.
+MAX_BWLIMIT = float(2**40)
+#: The most transfers at once a run accepts.
+MAX_CONCURRENCY = 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_segment_pattern(value: str) -> str:
+    """``value`` if it is a glob relative to the source root (the CLI's and HTTP's rule).
+
+    Raises:
+        ValueError: control characters, backslashes, absolute, ``..``, empty or ``.``
+            components, or ``**`` inside a name.
+    """
+    if _CONTROL.search(value) or "\\" in value:
+        raise ValueError("control characters and backslashes are refused")
+    if value.startswith(("/", "~")):
+        raise ValueError(
+            f"{value!r}: absolute paths are refused; give a glob relative to the source"
+        )
+    parts = value.split("/")
+    if ".." in parts:
+        raise ValueError(f"{value!r}: '..' components are refused (path escape)")
+    if any(part in ("", ".") or ("**" in part and part != "**") for part in parts):
+        raise ValueError(
+            f"{value!r}: empty or '.' components, and '**' inside a name, are refused; "
+            "e.g. 'orders-*' or 'orders/**'"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -57,6 +92,39 @@ class SyncRequest:
     rsh: str | None = None
     state_dir: Path | None = None
     record: bool = True
+
+    def check(self) -> None:
+        """Refuse a pattern, budget, rate or concurrency no run can honour.
+
+        Raises:
+            ConfigError: names the option (``--budget-seconds`` ...) and the rule.
+        """
+        if self.segment_pattern is not None:
+            try:
+                check_segment_pattern(self.segment_pattern)
+            except ValueError as exc:
+                raise ConfigError(f"--pattern: {exc}") from None
+        if self.budget_seconds is not None and not (
+            math.isfinite(self.budget_seconds) and self.budget_seconds > 0
+        ):
+            raise ConfigError(
+                f"--budget-seconds: must be a finite number > 0, got {self.budget_seconds}"
+            )
+        if self.budget_bytes is not None and not 0 < self.budget_bytes <= MAX_BYTES:
+            raise ConfigError(
+                f"--budget-bytes: must be > 0 and at most {MAX_BYTES}, got {self.budget_bytes}"
+            )
+        if self.bwlimit is not None and not (
+            math.isfinite(self.bwlimit) and 0 < self.bwlimit <= MAX_BWLIMIT
+        ):
+            raise ConfigError(
+                f"--bwlimit: must be > 0 and at most 1TiB/s ({MAX_BWLIMIT:.0f} bytes/s), "
+                f"got {self.bwlimit}"
+            )
+        if self.concurrency is not None and not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise ConfigError(
+                f"--concurrency: must be between 1 and {MAX_CONCURRENCY}, got {self.concurrency}"
+            )
 
 
 @dataclass

@@ -105,7 +105,20 @@ def base_args(ctx: RunContext) -> list[str]:
 
 
 def _dst_spec(endpoint: Endpoint) -> str:
-    return f"{endpoint}/" if not str(endpoint).endswith("/") else str(endpoint)
+    """The target operand: a relative local path gets ``./`` so rsync never reads it as an
+    option (``-e...``) nor as ``host:path`` (a ``:`` after a ``/`` is local to rsync)."""
+    spec = str(endpoint)
+    if endpoint.host is None and not spec.startswith(("/", "./", "../")):
+        spec = f"./{spec}"
+    return spec if spec.endswith("/") else f"{spec}/"
+
+
+def _src_spec(source: Path) -> str:
+    """The source operand (``dir/``), prefixed like :func:`_dst_spec` when relative."""
+    spec = str(source)
+    if not source.is_absolute() and not spec.startswith(("./", "../")):
+        spec = f"./{spec}"
+    return f"{spec}/"
 
 
 def run_rsync(ctx: RunContext) -> None:
@@ -205,7 +218,7 @@ def _call(
     with tempfile.NamedTemporaryFile("w", suffix=".files", delete=False) as listing:
         listing.write("\n".join(f.rel for f in files) + "\n")
     cmd = [*args, f"--files-from={listing.name}", f"--out-format={_SEP}%n",
-           f"{source}/", _dst_spec(endpoint)]  # fmt: skip
+           "--", _src_spec(source), _dst_spec(endpoint)]  # fmt: skip
     log.debug("running %s", shlex.join(cmd))
     errors: list[str] = []
     proc = subprocess.Popen(
@@ -298,7 +311,7 @@ def _delete_pass(args: list[str], source: Path, endpoint: Endpoint, dry: bool) -
     cmd += ["-r", "--delete", "--existing", "--ignore-existing", f"--out-format={_SEP}%i %n"]
     if dry:
         cmd.append("--dry-run")
-    cmd += [f"{source}/", _dst_spec(endpoint)]
+    cmd += ["--", _src_spec(source), _dst_spec(endpoint)]
     proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         log.warning("rsync delete pass failed (exit %d): %s", proc.returncode, proc.stderr[:500])

@@ -116,12 +116,15 @@ def sync(
     """Replicate SOURCE to TARGET segment by segment, hottest first, safely and resumably."""
     # deferred: settings, sizes and the executor are not needed for --help
     from forecasting import jsonio
+    from forecasting.errors import ConfigError
     from forecasting.settings import get_settings
     from forecasting.units import parse_rate, parse_size
     from replication.executor import run_sync
     from replication.request import SyncRequest
     from serving.cli.render import console, progress
 
+    if json_out is not None and json_out.is_dir():  # refused before the run, not after it
+        raise ConfigError(f"--json {json_out}: is a directory; give a file path")
     settings = get_settings()
     request = SyncRequest(
         source=source,
@@ -131,9 +134,11 @@ def sync(
         cluster=cluster,
         replica=replica,
         segment_pattern=pattern,
-        budget_bytes=parse_size(budget_bytes, what="--budget-bytes") if budget_bytes else None,
+        budget_bytes=(
+            parse_size(budget_bytes, what="--budget-bytes") if budget_bytes is not None else None
+        ),
         budget_seconds=budget_seconds,
-        bwlimit=parse_rate(bwlimit) if bwlimit else None,
+        bwlimit=parse_rate(bwlimit) if bwlimit is not None else None,
         checksum=checksum,
         delete=delete,
         dry_run=dry_run,
