@@ -182,9 +182,11 @@ def iter_clusters(
     """Like :func:`simulate_fleet`, one cluster at a time (in fleet order), for big fleets.
 
     Concatenating what this yields gives exactly the frames of :func:`simulate_fleet`.
+    The arguments are checked when this is called, before anything is generated.
 
     Raises:
-        ConfigError: a non-positive ``days``, ``nodes_per_region`` or ``segments_per_cluster``.
+        ConfigError: a non-positive ``days``, ``nodes_per_region`` or ``segments_per_cluster``,
+            or more than :data:`MAX_ROWS` rows to generate (:func:`check_size`).
     """
     for name, value in (
         ("days", days),
@@ -193,7 +195,25 @@ def iter_clusters(
     ):
         if value < 1:
             raise ConfigError(f"{name} must be >= 1, got {value}; pass a positive number")
-    t0 = _utc_day(start)
+    check_size(
+        fleet,
+        days=days,
+        nodes_per_region=nodes_per_region,
+        segments_per_cluster=segments_per_cluster,
+    )
+    return _iter_clusters(
+        fleet, _utc_day(start), days, seed, nodes_per_region, segments_per_cluster
+    )
+
+
+def _iter_clusters(
+    fleet: Fleet,
+    t0: pd.Timestamp,
+    days: int,
+    seed: int,
+    nodes_per_region: int,
+    segments_per_cluster: int,
+) -> Iterator[SimulatedFleet]:
     clock = _Clock.build(fleet, t0, days)
     node_type = _reference_node_type(fleet)
     for cluster in fleet.clusters:
@@ -203,6 +223,54 @@ def iter_clusters(
         segments = _segment_frame(cluster, clock, load, segments_per_cluster, rng)
         yield SimulatedFleet(
             node_metrics=nodes[NODE_METRICS.names], segment_access=segments[SEGMENT_ACCESS.names]
+        )
+
+
+#: Most rows (node rows plus segment x 15-minute cells) one simulation may generate:
+#: about 5x the 300-cluster benchmark of data/sample/README.md (12 M, 1.3 GB peak).
+MAX_ROWS = 50_000_000
+
+
+def planned_rows(
+    fleet: Fleet, *, days: int, nodes_per_region: int, segments_per_cluster: int
+) -> int:
+    """Rows a simulation generates before gaps are cut: node rows plus segment cells.
+
+    Segment cells are every segment of the period (the daily and weekly partitions of
+    all ``days``, as :func:`_catalog` makes them, not only those alive at once) times
+    the 15-minute steps; the generator holds them as dense arrays.
+    """
+    budget = segments_per_cluster
+    n_static = max(1, budget // 4)
+    n_weekly = 6 if budget >= 16 else 0
+    rest = max(1, budget - n_static - n_weekly)
+    n_daily = max(1, round(rest / 14))
+    retention = max(2, rest // n_daily)
+    weekly = n_weekly + days // 7 + 1 if n_weekly else 0
+    segments = n_static + n_daily * (days + retention - 1) + weekly
+    node_series = sum(len(c.regions) for c in fleet.clusters) * nodes_per_region
+    return node_series * days * _NODE_PER_DAY + len(fleet.clusters) * segments * days * _SEG_PER_DAY
+
+
+def check_size(
+    fleet: Fleet, *, days: int, nodes_per_region: int, segments_per_cluster: int
+) -> None:
+    """Refuse a simulation of more than :data:`MAX_ROWS` rows (:func:`planned_rows`).
+
+    Raises:
+        ConfigError: the message says how many rows it would be and which options set it.
+    """
+    rows = planned_rows(
+        fleet,
+        days=days,
+        nodes_per_region=nodes_per_region,
+        segments_per_cluster=segments_per_cluster,
+    )
+    if rows > MAX_ROWS:
+        raise ConfigError(
+            f"the simulation would generate {rows:,} rows, more than the limit of {MAX_ROWS:,}; "
+            f"lower --days ({days}), --clusters ({len(fleet.clusters)}), --nodes-per-region "
+            f"({nodes_per_region}) or --segments-per-cluster ({segments_per_cluster})"
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -21,6 +22,40 @@ if TYPE_CHECKING:
 
 app = typer.Typer(**APP_OPTIONS)
 
+#: Bounds of the generation options (a fleet this big already exceeds the row limit).
+MAX_DAYS = 3_660
+MAX_CLUSTERS = 10_000
+MAX_NODES_PER_REGION = 1_000
+MAX_SEGMENTS_PER_CLUSTER = 100_000
+MAX_SEED = 2**32 - 1
+FIRST_START = datetime(2000, 1, 1)
+LAST_START = datetime(2100, 1, 1)
+
+
+def _check_start(value: datetime | None) -> datetime | None:
+    if value is not None and not FIRST_START <= value <= LAST_START:
+        raise typer.BadParameter(
+            f"{value.date().isoformat()} is not between "
+            f"{FIRST_START:%Y-%m-%d} and {LAST_START:%Y-%m-%d}"
+        )
+    return value
+
+
+def _check_out(out: Path) -> None:
+    """Create ``out`` now, so a bad ``--out`` fails before minutes of generation.
+
+    Raises:
+        ConfigError: ``out`` is not a directory, cannot be created or is not writable.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} exists and is not a directory; pass a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out: cannot create directory {out}: {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out: directory {out} is not writable")
+
 
 @app.command("simulate")
 @handle_errors
@@ -30,12 +65,16 @@ def simulate(
         typer.Option("--out", help="directory for node_metrics.parquet and segment_access.parquet"),
     ],
     days: Annotated[
-        int | None, typer.Option("--days", help=f"days to generate (default: {SAMPLE.days})")
+        int | None,
+        typer.Option(
+            "--days", min=1, max=MAX_DAYS, help=f"days to generate (default: {SAMPLE.days})"
+        ),
     ] = None,
     clusters: Annotated[
         int | None,
         typer.Option(
             "--clusters",
+            max=MAX_CLUSTERS,
             help="number of clusters: the fleet's first N, or the fleet's plus extra ones "
             "(c003, c004, ...) spread over its regions (default: the fleet's)",
         ),
@@ -44,6 +83,8 @@ def simulate(
         int | None,
         typer.Option(
             "--nodes-per-region",
+            min=1,
+            max=MAX_NODES_PER_REGION,
             help=f"nodes per cluster and region (default: {SAMPLE.nodes_per_region})",
         ),
     ] = None,
@@ -51,16 +92,23 @@ def simulate(
         int | None,
         typer.Option(
             "--segments-per-cluster",
+            min=1,
+            max=MAX_SEGMENTS_PER_CLUSTER,
             help=f"segments alive at once per cluster (default: {SAMPLE.segments_per_cluster})",
         ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option("--seed", help=f"random seed (default: {SAMPLE.seed})")
+        int | None,
+        typer.Option("--seed", min=0, max=MAX_SEED, help=f"random seed (default: {SAMPLE.seed})"),
     ] = None,
     start: Annotated[
         datetime | None,
         typer.Option(
-            "--start", formats=["%Y-%m-%d"], help=f"first UTC day (default: {SAMPLE.start})"
+            "--start",
+            formats=["%Y-%m-%d"],
+            callback=_check_start,
+            help=f"first UTC day, {FIRST_START:%Y-%m-%d} to {LAST_START:%Y-%m-%d} "
+            f"(default: {SAMPLE.start})",
         ),
     ] = None,
     sample: Annotated[
@@ -99,16 +147,17 @@ def simulate(
         fleet = get_settings().fleet
         if clusters is not None:
             fleet = scale_fleet(fleet, clusters)
+    parts = iter_clusters(  # checks the size before anything is generated
+        fleet,
+        start=start or SAMPLE.start,
+        days=_or(days, SAMPLE.days),
+        seed=_or(seed, SAMPLE.seed),
+        nodes_per_region=_or(nodes_per_region, SAMPLE.nodes_per_region),
+        segments_per_cluster=_or(segments_per_cluster, SAMPLE.segments_per_cluster),
+    )
+    _check_out(out)
     with progress() as bar:
         task = bar.add_task("simulate clusters", total=len(fleet.clusters))
-        parts = iter_clusters(
-            fleet,
-            start=start or SAMPLE.start,
-            days=_or(days, SAMPLE.days),
-            seed=_or(seed, SAMPLE.seed),
-            nodes_per_region=_or(nodes_per_region, SAMPLE.nodes_per_region),
-            segments_per_cluster=_or(segments_per_cluster, SAMPLE.segments_per_cluster),
-        )
         summary = write_simulation(
             parts,
             out,
