@@ -405,8 +405,8 @@ def infer_dataset(path: Path, columns: list[str]) -> str:
 
 
 def failed_report(source: str, dataset: str | None, exc: Exception) -> IngestReport:
-    """The report of an input that was refused as a whole."""
-    return IngestReport(source=source, dataset=dataset or "", error=str(exc))
+    """The report of an input that was refused as a whole (a URI's secrets masked)."""
+    return IngestReport(source=redact(source), dataset=dataset or "", error=redact(str(exc)))
 
 
 def _report(

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from forecasting.errors import SourceError
+from forecasting.redact import redact
 from forecasting.settings import Settings
 
 
@@ -38,5 +39,5 @@ def snapshot(uri: str, settings: Settings) -> dict[str, pd.DataFrame]:
 
         return prometheus.snapshot(uri, settings)
     raise SourceError(
-        f"{uri!r}: unknown source scheme {scheme!r}; use one of postgresql://, prometheus://"
+        f"{redact(uri)!r}: unknown source scheme {scheme!r}; use one of postgresql://, prometheus://"
     )

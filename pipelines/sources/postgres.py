@@ -226,7 +226,9 @@ def parse_target(uri: str, settings: Settings) -> PgTarget:
     """
     parts = urlsplit(uri)
     if parts.scheme not in ("postgresql", "postgres"):
-        raise SourceError(f"{uri!r}: not a PostgreSQL URI; write postgresql://user@host:port/db")
+        raise SourceError(
+            f"{redact(uri)!r}: not a PostgreSQL URI; write postgresql://user@host:port/db"
+        )
     try:
         port = parts.port
     except ValueError as exc:

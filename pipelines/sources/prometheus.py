@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.errors import SourceError
+from forecasting.redact import redact
 from forecasting.schemas import NODE_METRICS, SEGMENT_ACCESS
 from forecasting.settings import Settings
 from pipelines.sources.counters import series_increases
@@ -133,7 +134,7 @@ def parse_target(uri: str, settings: Settings, *, now: pd.Timestamp | None = Non
     parts = urlsplit(uri)
     scheme = "https" if parts.scheme == "prometheus+https" else "http"
     if not parts.hostname:
-        raise SourceError(f"{uri!r}: no host; write prometheus://host:9090")
+        raise SourceError(f"{redact(uri)!r}: no host; write prometheus://host:9090")
     params = dict(parse_qsl(parts.query))
     base_url = f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
     display = f"{parts.scheme}://{parts.hostname}:{parts.port or 9090}{parts.path}"

@@ -500,3 +500,26 @@ def test_a_symlink_loop_is_refused_by_name_and_the_other_inputs_land(
     assert "Traceback" not in result.output and "RuntimeError" not in result.output
     assert "error: a.csv: symlink loop" in result.output
     assert len(lake.read("node_metrics")) == 2
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "mysql://u:SECRET@127.0.0.1/db",
+        "prometheus://u:SECRET@",
+        "mysql://127.0.0.1/db?password=SECRET",
+    ],
+    ids=["unknown-scheme", "prometheus-no-host", "query-password"],
+)
+def test_a_refused_uri_never_shows_its_password(uri: str, lake: Lake) -> None:
+    result = _cli("-s", uri)
+    assert result.exit_code == 7, result.output  # SourceError
+    assert "refused" in result.output
+    assert "SECRET" not in result.output + result.stderr
+
+
+def test_a_failed_report_masks_the_secrets_of_its_source_and_error() -> None:
+    report = ingest.failed_report(
+        "postgresql://u:SECRET@h/db", None, SourceError("postgresql://u:SECRET@h/db: down")
+    )
+    assert "SECRET" not in report.source + str(report.error)
