@@ -243,6 +243,10 @@ class ServeConfig(BaseModel):
     refresh_seconds: float = Field(default=60, gt=0)
 
 
+#: Kernel file systems no ``data_dir`` may be in.
+SYSTEM_DIRS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
 class Settings(BaseSettings):
     """Everything replicast is configured with; embedded defaults need no file at all."""
 
@@ -281,6 +285,19 @@ class Settings(BaseSettings):
         description="what the scheduled ingest job reads: 'sample', file paths or globs, "
         "postgresql:// or prometheus:// URIs",
     )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir_usable(cls, value: Path) -> Path:
+        """A directory (or one that can be made), never in the kernel's /proc, /sys, /dev."""
+        resolved = value.expanduser().resolve()
+        for system in SYSTEM_DIRS:
+            if resolved.is_relative_to(system):
+                raise ValueError(f"{resolved} is inside {system} (a kernel file system)")
+        existing = next(p for p in (resolved, *resolved.parents) if p.exists())
+        if not existing.is_dir():
+            raise ValueError(f"{existing} exists and is not a directory")
+        return value
 
     @classmethod
     def settings_customise_sources(

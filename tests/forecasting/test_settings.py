@@ -60,3 +60,32 @@ def test_fleet_link_is_the_region_link() -> None:
     assert (link.bandwidth_bytes_s, link.rtt_ms) == (far.bandwidth_bytes_s, far.rtt_ms)
     with pytest.raises(UnknownKeyError, match="cn-north"):
         fleet.link("nope")
+
+
+@pytest.mark.parametrize("data_dir", ["/proc", "/sys/x", "/dev", "/dev/shm/var"])
+def test_data_dir_in_a_kernel_file_system_is_refused(
+    data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11: REPLICAST_DATA_DIR=/proc gave a FileExistsError traceback (/proc/locks)."""
+    monkeypatch.setenv("REPLICAST_DATA_DIR", data_dir)
+    with pytest.raises(ConfigError, match="data_dir: .*kernel file system"):
+        load_settings()
+
+
+def test_data_dir_that_is_a_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11: REPLICAST_DATA_DIR=/etc/hostname gave a NotADirectoryError traceback."""
+    file = tmp_path / "hostname"
+    file.write_text("x")
+    for data_dir in (file, file / "var"):
+        monkeypatch.setenv("REPLICAST_DATA_DIR", str(data_dir))
+        with pytest.raises(ConfigError, match=f"data_dir: .*{file} exists and is not a directory"):
+            load_settings()
+
+
+def test_data_dir_that_does_not_exist_yet_is_fine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REPLICAST_DATA_DIR", str(tmp_path / "new" / "var"))
+    assert load_settings().data_dir == tmp_path / "new" / "var"
