@@ -38,7 +38,10 @@ def exit_code(exc: ReplicastError) -> int:
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Decorate a command: a ``ReplicastError`` prints ``error: <message>`` and exits non-zero."""
+    """Decorate a command: a ``ReplicastError`` prints ``error: <message>`` and exits non-zero.
+
+    An ``OSError`` prints ``error: <path>: <reason>`` and exits 1.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -49,5 +52,13 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
 
             err_console.print(f"[bold red]error:[/] {redact(str(exc))}", highlight=False)
             raise typer.Exit(exit_code(exc)) from None
+        except OSError as exc:  # a file system refusal (e.g. the lake cannot be made): one line
+            from serving.cli.render import err_console
+
+            where = f"{exc.filename}: " if exc.filename is not None else ""
+            err_console.print(
+                f"[bold red]error:[/] {redact(f'{where}{exc.strerror or exc}')}", highlight=False
+            )
+            raise typer.Exit(1) from None
 
     return wrapper

@@ -88,3 +88,16 @@ def test_run_ingest_now_loads_the_configured_inputs(tmp_path: Path):
     assert len(lake.read("node_metrics")) == len(rows)
     runs = lake.read(JOB_RUNS)
     assert list(runs["state"]) == ["ok"] and '"rows_good": 50' in runs["detail"].iloc[0]
+
+
+def test_a_file_system_error_in_a_job_is_one_line(tmp_path: Path) -> None:
+    """Issue 11: an OSError making the job's lock or lake was a traceback; now one line, exit 1."""
+    data_dir = Path(get_settings().data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "locks").write_text("not a directory")
+
+    result = CliRunner().invoke(app, ["run", "ingest"], env=WIDE)
+
+    assert result.exit_code == 1, result.output
+    assert f"error: {data_dir / 'locks'}: File exists" in result.output
+    assert "Traceback" not in result.output
