@@ -67,6 +67,8 @@ CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 #: How many reasons an :class:`IngestReport` keeps as examples.
 MAX_EXAMPLES = 5
+#: Blank lines of one input quarantined as a row each; the rest share one summary row.
+MAX_BLANK_ROWS = 10_000
 _CSV_BLOCK_BYTES = 8 << 20
 _REPLACEMENT = "\ufffd"
 _UNBALANCED = "unbalanced quote: the line ends inside a quoted value (a '\"' never closed)"
@@ -188,6 +190,7 @@ def ingest_file(
         raise DataValidationError(f"{source}: {what}")
     name = path.name.lower()
     bounds = bounds or settings_bounds()
+    unlisted = 0  # quarantined lines without a row of their own
     if name.endswith(PARQUET_SUFFIXES):
         frame = read_parquet_verified(path)
         dataset = dataset or infer_dataset(path, list(frame.columns))
@@ -197,13 +200,13 @@ def ingest_file(
         if progress is not None:
             progress(rows_in, rows_in)
     elif name.endswith(CSV_SUFFIXES):
-        result, rows_in, dataset = _validate_csv(path, dataset, now, progress, bounds)
+        result, rows_in, unlisted, dataset = _validate_csv(path, dataset, now, progress, bounds)
     else:
         raise DataValidationError(
             f"{source}: unsupported file type; use {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}"
         )
     _write(lake, dataset, result.good, result.quarantined, source)
-    report = _report(source, dataset, rows_in, result, started)
+    report = _report(source, dataset, rows_in, result, started, unlisted)
     _log(report)
     return report
 
@@ -410,8 +413,14 @@ def failed_report(source: str, dataset: str | None, exc: Exception) -> IngestRep
 
 
 def _report(
-    source: str, dataset: str, rows_in: int, result: ValidationResult, started: float
+    source: str,
+    dataset: str,
+    rows_in: int,
+    result: ValidationResult,
+    started: float,
+    unlisted: int = 0,
 ) -> IngestReport:
+    """``unlisted``: quarantined lines without a quarantine row of their own (blank lines)."""
     q = result.quarantined.sort_values("row", kind="stable").head(MAX_EXAMPLES)
     examples = tuple(f"row {r}: {why}" for r, why in zip(q["row"], q["reason"], strict=True))
     return IngestReport(
@@ -419,7 +428,7 @@ def _report(
         dataset=dataset,
         rows_in=rows_in,
         rows_good=len(result.good),
-        rows_quarantined=len(result.quarantined),
+        rows_quarantined=len(result.quarantined) + unlisted,
         reasons=examples,
         dropped_columns=result.dropped_columns,
         seconds=time.perf_counter() - started,
@@ -498,7 +507,8 @@ def _validate_csv(
     now: datetime | None,
     progress: Progress | None,
     bounds: TimeBounds | None = None,
-) -> tuple[ValidationResult, int, str]:
+) -> tuple[ValidationResult, int, int, str]:
+    """The validated CSV, its data line count, the quarantined lines without a row, its dataset."""
     source = str(path)
     total = path.stat().st_size
     with ExitStack() as stack:
@@ -517,11 +527,12 @@ def _validate_csv(
             )
             validator.check_columns(names)
             goods, bads = [], []
-            rows_in = 0
-            for result, n in _csv_chunks(fh, names, validator):
+            rows_in = unlisted = 0
+            for result, n, summarised in _csv_chunks(fh, names, validator):
                 goods.append(result.good)
                 bads.append(result.quarantined)
                 rows_in += n
+                unlisted += summarised
                 if progress is not None:
                     progress(min(raw_fh.tell(), total), total)
         except (OSError, EOFError, pa.ArrowException, UnicodeDecodeError, csv.Error) as exc:
@@ -530,7 +541,7 @@ def _validate_csv(
     bad = [b for b in bads if not b.empty]
     quarantined = pd.concat(bad, ignore_index=True) if bad else empty_quarantine()
     extra = tuple(n for n in names if n not in validator.schema.names)
-    return ValidationResult(good, quarantined, extra), rows_in, dataset
+    return ValidationResult(good, quarantined, extra), rows_in, unlisted, dataset
 
 
 def _csv_header(fh: IO[bytes], source: str) -> list[str]:
@@ -552,12 +563,30 @@ def _csv_header(fh: IO[bytes], source: str) -> list[str]:
 
 def _csv_chunks(
     fh: IO[bytes], names: list[str], validator: Validator
-) -> Iterator[tuple[ValidationResult, int]]:
-    """Validate the CSV body in blocks of whole lines; yields each block's result and line count."""
+) -> Iterator[tuple[ValidationResult, int, int]]:
+    """Validate the CSV body in blocks of whole lines.
+
+    Yields each block's result, its line count and how many of its quarantined
+    lines have no quarantine row of their own: blank lines past
+    :data:`MAX_BLANK_ROWS` are counted, and share one summary row at the end.
+    """
     body = _Utf8Repair(fh, chunk=_CSV_BLOCK_BYTES)
     first = 1  # data row number of the block's first line
+    blank_rows = 0  # blank lines quarantined as a row each so far
+    extra: list[int] = []  # the first and last row of the blank lines past the cap
+    n_extra = 0
     for block in _line_blocks(body, _CSV_BLOCK_BYTES):
-        frame, rows, rejected, lines = _parse_block(block, names, first, validator.source)
+        lines = block.count(b"\n") + (not block.endswith(b"\n"))
+        numbers = np.arange(first, first + lines, dtype="int64")
+        block, numbers, blanks = _drop_blank_lines(block, numbers)
+        frame, rows, rejected = _parse_block(block, names, numbers, validator.source)
+        if len(blanks):
+            own = blanks[: max(MAX_BLANK_ROWS - blank_rows, 0)]
+            blank_rows += len(own)
+            rejected += [(int(r), "", "empty row") for r in own]
+            if len(own) < len(blanks):
+                extra = [extra[0] if extra else int(blanks[len(own)]), int(blanks[-1])]
+                n_extra += len(blanks) - len(own)
         problems = _not_utf8(frame) if body.replaced else []
         result = validator.validate(frame, rows=rows, problems=problems)
         if rejected:
@@ -567,8 +596,37 @@ def _csv_chunks(
                 pd.concat([result.quarantined, bad], ignore_index=True),
                 result.dropped_columns,
             )
-        yield result, lines
+        yield result, lines, 0
         first += lines
+    if n_extra:
+        why = (
+            f"empty row; {n_extra - 1} more blank line(s) up to row {extra[1]} are counted "
+            "with this one, not quarantined one by one"
+        )
+        summary = validator.reject_lines([extra[0]], [""], [why])
+        yield ValidationResult(_empty_good(validator), summary), 0, n_extra - 1
+
+
+def _drop_blank_lines(
+    block: bytes, numbers: NDArray[np.int64]
+) -> tuple[bytes, NDArray[np.int64], NDArray[np.int64]]:
+    """Take the blank lines (``\\n``, ``\\r\\n``) out of ``block``.
+
+    Returns the block without them, the kept lines' numbers and the blank lines'
+    (``numbers``: one row number per line of ``block``).
+    """
+    if not (block.startswith((b"\n", b"\r\n")) or b"\n\n" in block or b"\n\r\n" in block):
+        return block, numbers, numbers[:0]
+    data = np.frombuffer(block, dtype=np.uint8)
+    stops = np.flatnonzero(data == ord("\n")) + 1  # each terminated line's end
+    starts = np.concatenate(([0], stops[:-1]))
+    sizes = stops - starts
+    blank = (sizes == 1) | ((sizes == 2) & (data[starts] == ord("\r")))
+    if len(numbers) > len(stops):  # an unterminated last line, never blank
+        blank = np.append(blank, False)
+        sizes = np.append(sizes, len(block) - (stops[-1] if len(stops) else 0))
+    kept = data[np.repeat(~blank, sizes)].tobytes()
+    return kept, numbers[~blank], numbers[blank]
 
 
 def _line_blocks(stream: io.RawIOBase, size: int) -> Iterator[bytes]:
@@ -593,12 +651,12 @@ _Rejected = tuple[int, str, str]
 
 
 def _parse_block(
-    block: bytes, names: list[str], first: int, source: str
-) -> tuple[pd.DataFrame, NDArray[np.int64], list[_Rejected], int]:
+    block: bytes, names: list[str], numbers: NDArray[np.int64], source: str
+) -> tuple[pd.DataFrame, NDArray[np.int64], list[_Rejected]]:
     """Split a block of whole lines into records, exactly one per line.
 
-    Returns the parsed rows, their data row numbers, the lines set aside and
-    the block's line count. Arrow parses the block in one go; if that does not
+    Returns the parsed rows, their data row numbers (``numbers``: one per line)
+    and the lines set aside. Arrow parses the block in one go; if that does not
     give one record per line (a quote left open, a stray carriage return), the
     troubled lines are set aside and Arrow parses the others.
 
@@ -606,14 +664,15 @@ def _parse_block(
         DataValidationError: the line check and Arrow disagree (never seen; it
             refuses the file rather than misnumber or lose a row).
     """
+    if not block:
+        return pd.DataFrame(columns=names), numbers[:0], []
+    lines = len(numbers)
     quoted, has_cr = b'"' in block, b"\r" in block
     if not quoted and not has_cr:  # no quote, no \r: each line is a record
         table, invalid = _arrow_records(block, names)
-        lines = table.num_rows + len(invalid)
-        numbers = np.arange(first, first + lines, dtype="int64")
-        return (*_numbered(table, invalid, numbers), lines)
-    lines = block.count(b"\n") + (not block.endswith(b"\n"))
-    numbers = np.arange(first, first + lines, dtype="int64")
+        if table.num_rows + len(invalid) != lines:
+            raise _unsplit(source, numbers)
+        return _numbered(table, invalid, numbers)
     if not has_cr or block.count(b"\r") == block.count(b"\r\n"):  # no line splits in two
         try:
             table, invalid = _arrow_records(block, names)
@@ -625,7 +684,7 @@ def _parse_block(
             body = block.removesuffix(b"\n")
             last = body[body.rfind(b"\n") + 1 :]
             if table.num_rows + len(invalid) == lines and _line_trouble(last) is None:
-                return (*_numbered(table, invalid, numbers), lines)
+                return _numbered(table, invalid, numbers)
     texts = block.split(b"\n")
     if block.endswith(b"\n"):
         texts.pop()
@@ -638,15 +697,19 @@ def _parse_block(
         else:
             rejected.append((int(numbers[i]), text.decode("utf-8", "replace"), why))
     if not keep:
-        return pd.DataFrame(columns=names), numbers[:0], rejected, lines
+        return pd.DataFrame(columns=names), numbers[:0], rejected
     table, invalid = _arrow_records(b"\n".join(texts[i] for i in keep) + b"\n", names)
     if table.num_rows + len(invalid) != len(keep):
-        raise DataValidationError(
-            f"{source}: data rows {first}..{first + lines - 1} could not be split into one "
-            "record per line"
-        )
+        raise _unsplit(source, numbers)
     frame, rows, wrong_width = _numbered(table, invalid, numbers[keep])
-    return frame, rows, wrong_width + rejected, lines
+    return frame, rows, wrong_width + rejected
+
+
+def _unsplit(source: str, numbers: NDArray[np.int64]) -> DataValidationError:
+    return DataValidationError(
+        f"{source}: data rows {numbers[0]}..{numbers[-1]} could not be split into one "
+        "record per line"
+    )
 
 
 def _arrow_records(data: bytes, names: list[str]) -> tuple[pa.Table, list[tuple[int, str, str]]]:

@@ -523,3 +523,29 @@ def test_a_failed_report_masks_the_secrets_of_its_source_and_error() -> None:
         "postgresql://u:SECRET@h/db", None, SourceError("postgresql://u:SECRET@h/db: down")
     )
     assert "SECRET" not in report.source + str(report.error)
+
+
+def test_blank_lines_are_counted_and_a_gzip_bomb_of_them_stays_small(
+    tmp_path: Path, lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every blank line is in ``rows in`` and quarantined; past the cap they share one row."""
+    monkeypatch.setattr(ingest, "MAX_BLANK_ROWS", 3)
+    small = _write_csv(tmp_path / "node_metrics.csv", [_line(0), "", "", _line(1), "\r", ""])
+    report = ingest_file(small, lake=lake, now=NOW)
+    assert (report.rows_in, report.rows_good, report.rows_quarantined) == (6, 2, 4)
+    q = lake.read("quarantine").sort_values("row")
+    assert q["row"].tolist() == [2, 3, 5, 6]
+    assert q["reason"].tolist()[:3] == ["empty row"] * 3
+    assert q["reason"].iloc[3].startswith("empty row; 0 more blank line(s) up to row 6")
+
+    n = 3_000_000
+    bomb = tmp_path / "segment_access.csv.gz"
+    body = ",".join(SEGMENT_ACCESS.names) + "\n2026-01-01T00:00Z,orders,s1,1,0,0,100\n"
+    bomb.write_bytes(gzip.compress((body + "\n" * n + body.split("\n")[1]).encode(), 1))
+    report = ingest_file(bomb, lake=lake, now=NOW)
+    assert report.rows_in == n + 2
+    assert (report.rows_good, report.rows_quarantined) == (1, n + 1)  # the last row repeats
+    q = lake.read("quarantine")
+    q = q[q["source"] == str(bomb.resolve())]
+    assert len(q) == 3 + 1 + 1  # 3 blank lines, one summary, one duplicate
+    assert f"{n - 3 - 1} more blank line(s) up to row {n + 1}" in " ".join(q["reason"])
