@@ -69,6 +69,8 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 MAX_EXAMPLES = 5
 #: Blank lines of one input quarantined as a row each; the rest share one summary row.
 MAX_BLANK_ROWS = 10_000
+#: A compressed input that inflates past this many bytes is refused (a decompression bomb).
+MAX_INFLATED_BYTES = 10 << 30
 _CSV_BLOCK_BYTES = 8 << 20
 _REPLACEMENT = "\ufffd"
 _UNBALANCED = "unbalanced quote: the line ends inside a quoted value (a '\"' never closed)"
@@ -515,7 +517,8 @@ def _validate_csv(
         raw_fh = stack.enter_context(open(path, "rb"))
         fh: IO[bytes] = raw_fh
         if path.name.lower().endswith(".gz"):
-            fh = stack.enter_context(gzip.GzipFile(fileobj=raw_fh))
+            gz = stack.enter_context(gzip.GzipFile(fileobj=raw_fh))
+            fh = io.BufferedReader(_Capped(gz, MAX_INFLATED_BYTES, source))
         try:
             names = _csv_header(fh, source)
             dataset = dataset or infer_dataset(path, names)
@@ -775,6 +778,31 @@ def _record_pattern(ends: bytes) -> re.Pattern[bytes]:
 
 _RECORD = _record_pattern(b"\r")
 _RECORD_ANY_CR = _record_pattern(b"")
+
+
+class _Capped(io.RawIOBase):
+    """A stream that refuses its input once more than ``limit`` bytes were read from it."""
+
+    def __init__(self, inner: IO[bytes], limit: int, source: str) -> None:
+        super().__init__()
+        self._inner = inner
+        self._limit = limit
+        self._source = source
+        self._read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._inner.read(min(len(target), self._limit + 1 - self._read))
+        self._read += len(data)
+        if self._read > self._limit:
+            raise DataValidationError(
+                f"{self._source}: decompresses to more than {self._limit:,} bytes; refused as "
+                "a likely decompression bomb (split it, or ingest it uncompressed)"
+            )
+        target[: len(data)] = data
+        return len(data)
 
 
 class _Utf8Repair(io.RawIOBase):

@@ -549,3 +549,18 @@ def test_blank_lines_are_counted_and_a_gzip_bomb_of_them_stays_small(
     q = q[q["source"] == str(bomb.resolve())]
     assert len(q) == 3 + 1 + 1  # 3 blank lines, one summary, one duplicate
     assert f"{n - 3 - 1} more blank line(s) up to row {n + 1}" in " ".join(q["reason"])
+
+
+def test_a_compressed_input_that_inflates_past_the_limit_is_refused(
+    tmp_path: Path, lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest, "MAX_INFLATED_BYTES", 1 << 20)
+    bomb = tmp_path / "node_metrics.csv.gz"
+    bomb.write_bytes(gzip.compress((HEADER + "\n" + _line(0) + "\n" * (2 << 20)).encode()))
+    with pytest.raises(DataValidationError, match="decompresses to more than 1,048,576 bytes"):
+        ingest_file(bomb, lake=lake, now=NOW)
+    assert lake.datasets() == []
+    small = _write_csv(tmp_path / "small.csv", [_line(0)])
+    small_gz = tmp_path / "node_metrics-small.csv.gz"
+    small_gz.write_bytes(gzip.compress(small.read_bytes()))
+    assert ingest_file(small_gz, lake=lake, now=NOW).rows_good == 1
