@@ -9,7 +9,8 @@ that cannot be written (disk full, any write error) raises
 
 A CSV is read one record per physical line: every data line is counted in
 ``rows_in`` and either lands or is quarantined on its own, with its row number
-(data row N is the file's line N + 1). A quoted value may hold commas and
+(data row N is the file's line N + 1); blank lines past :data:`MAX_BLANK_ROWS`
+per input are counted but share one summary quarantine row. A quoted value may hold commas and
 doubled quotes but not a line break: a line whose quote does not close on the
 same line is quarantined as an "unbalanced quote" and reading goes on with the
 next line, so a stray ``"`` never swallows the lines after it. Blocks without
