@@ -52,7 +52,7 @@ def _check_whole(text: str, what: str) -> None:
     multiplier = ByteSize.byte_sizes.get(unit)
     if (
         multiplier is not None
-        and (exact := Decimal(match[1]) * multiplier) != exact.to_integral_value()
+        and (exact := Decimal(match[1]) * int(multiplier)) != exact.to_integral_value()
     ):
         raise ConfigError(f"{what}: {text!r} is not a whole number of bytes")
 
