@@ -12,7 +12,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from forecasting.errors import PathEscapeError
+from forecasting.errors import ConfigError, PathEscapeError
 
 _REMOTE = re.compile(r"^(?P<host>(?:[^@/:\s]+@)?[A-Za-z0-9_.\-]+|\[[0-9a-fA-F:]+\]):(?P<path>.*)$")
 
@@ -40,6 +40,11 @@ def parse_endpoint(spec: str) -> Endpoint:
     """
     if not spec:
         raise PathEscapeError("target: empty path; give a directory or host:path")
+    if spec.startswith("-"):
+        raise ConfigError(
+            f"target {spec!r}: may not start with '-' (it would read as an option of rsync "
+            f"or ssh); write ./{spec} for a local directory of that name"
+        )
     match = _REMOTE.match(spec)
     if match and not spec.startswith(("/", "./", "../")) and not Path(spec).exists():
         return Endpoint(path=match["path"] or ".", host=match["host"])

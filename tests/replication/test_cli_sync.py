@@ -140,7 +140,7 @@ def test_cli_sync_refuses_a_host_that_is_an_ssh_option(tmp_path: Path) -> None:
 def test_cli_sync_rsync_reads_a_dash_target_as_a_path_not_an_option(tmp_path: Path) -> None:
     require(shutil.which("rsync") is not None, "rsync binary not installed")
     make_tree(tmp_path / "src", {"a/x.db": 1000})
-    result = _sync("--source", "src", "--target", "-e=x:y", "--transport", "rsync")
+    result = _sync("--source", "src", "--target", "./-e=x:y", "--transport", "rsync")
     assert result.exit_code == 0, result.output
     assert tree_digests(tmp_path / "-e=x:y") == tree_digests(tmp_path / "src")
     assert _dst_spec(Endpoint("-oProxyCommand=x:/y")) == "./-oProxyCommand=x:/y/"

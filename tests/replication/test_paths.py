@@ -72,3 +72,13 @@ def test_resolver_locates_like_resolve_under(tmp_path: Path) -> None:
     for rel in ["a/out/x", "a/../../x", "/etc/passwd", ""]:
         with pytest.raises(PathEscapeError):
             resolve.locate(rel)
+
+
+def test_a_target_that_reads_as_an_option_is_refused() -> None:
+    from forecasting.errors import ConfigError
+    from replication.paths import parse_endpoint
+
+    for spec in ("-oProxyCommand=touch PWNED:/x", "-e=x:y", "--delete"):
+        with pytest.raises(ConfigError, match="would read as an option"):
+            parse_endpoint(spec)
+    assert parse_endpoint("./-e=x:y").host is None
