@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# models `make train` backtests: the 3-minute budget on 2 cores leaves out the ensemble
+# models `make train` backtests (~100 s on 2 cores); the ensemble is left out
 # (`make train TRAIN_MODELS="lightgbm ets"`; empty = forecast.models of the settings)
 TRAIN_MODELS ?= lightgbm prophet ets seasonal_naive_day seasonal_naive_week
 
