@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO, Any, Literal, overload
@@ -85,9 +85,3 @@ def write_text_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` (UTF-8) atomically and durably."""
     with atomic_write(path, "w") as fh:
         fh.write(text)
-
-
-def write_with_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Replace ``path`` with what ``write(fh)`` writes to a binary file, atomically."""
-    with atomic_write(path, "wb") as fh:
-        write(fh)

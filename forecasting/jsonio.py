@@ -46,4 +46,5 @@ def write_json(path: Path, value: object) -> None:
 
 
 def loads(data: bytes | str) -> Any:
+    """The value of JSON ``data`` (orjson)."""
     return orjson.loads(data)

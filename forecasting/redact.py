@@ -39,7 +39,7 @@ def redact_uri(uri: str) -> str:
     try:
         parts = urlsplit(uri)
     except ValueError:
-        return redact_text(uri)
+        return redact(uri)
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, _, host = netloc.rpartition("@")
@@ -58,17 +58,11 @@ def redact_uri(uri: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def redact_text(text: str) -> str:
-    """``text`` with every embedded URI redacted and ``password=…``-style values masked.
-
-    For error messages and log lines that quote a URI or a libpq DSN
-    (``host=db password=secret``).
+def redact(text: str) -> str:
+    """``text`` with every embedded URI redacted and ``password=…``-style values masked:
+    what every log, error, body and dataset row that can quote a URI or a libpq DSN
+    (``host=db password=secret``) passes through.
     """
     text = _URI.sub(lambda m: redact_uri(m.group(0)), text)
     text = _USERINFO_PASSWORD.sub(rf"\1:{MASK}@", text)
     return _KEY_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
-
-
-def redact(value: str) -> str:
-    """Redact a URI, a DSN or a message: what every log, error, body and dataset row uses."""
-    return redact_text(value)
